@@ -1,0 +1,1 @@
+"""FMN Studio's desktop application (PySide6). The only package that imports Qt."""

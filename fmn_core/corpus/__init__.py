@@ -1,0 +1,1 @@
+"""The built-in cooking corpus: vocabulary, procedural videos, synthetic speech, generation."""

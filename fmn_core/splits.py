@@ -1,0 +1,91 @@
+"""Train / validation / test splits of a manifest.
+
+The paper (§4.1) uses 70 % of each class for training and 30 % for testing. We keep those
+proportions and carve the validation set (which chooses thresholds and the epoch) out of the
+training share. With ``holdout_voices`` speech is split by *voice*, so test speech comes only
+from voices never heard in training: the honest setting for a tool whose users have voices of
+their own.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from fmn_core.manifest import ManifestRow
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    """Fractions of every class (and language) given to each split."""
+
+    test: float = 0.3  # the paper's 30 % test share
+    val: float = 0.1  # taken from the paper's 70 % training share
+    seed: int = 0  # which items (or voices) go where
+    holdout_voices: bool = False  # split speech by voice, not by utterance
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.test < 1 and 0 <= self.val < 1 and self.test + self.val < 1):
+            raise ValueError(f"split fractions must leave room for training: test={self.test}, val={self.val}")
+
+
+def _rng(seed: int, *keys: str) -> np.random.Generator:
+    """A generator that depends only on the seed and the keys (stable across runs and Python versions)."""
+    return np.random.default_rng([seed, *(zlib.crc32(k.encode("utf-8")) for k in keys)])
+
+
+def _counts(n: int, spec: SplitSpec) -> tuple[int, int]:
+    """How many of n go to test and to val; every split that should exist gets at least one when n allows."""
+    n_test = min(n - 1, max(1 if spec.test > 0 else 0, round(n * spec.test))) if n > 1 else 0
+    n_val = min(n - n_test - 1, max(1 if spec.val > 0 else 0, round(n * spec.val))) if n - n_test > 1 else 0
+    return n_test, max(n_val, 0)
+
+
+def partition(keys: Sequence[str], spec: SplitSpec, *salt: str) -> dict[str, str]:
+    """Deal keys into 'test', 'val' and 'train' in the spec's proportions, deterministically.
+
+    Args:
+        keys: distinct items to deal (row ids, or voice names).
+        spec: fractions and seed.
+        salt: extra keys for the random order, e.g. the label, so classes are shuffled independently.
+    """
+    order = sorted(keys)
+    _rng(spec.seed, *salt).shuffle(order)
+    n_test, n_val = _counts(len(order), spec)
+    return {k: ("test" if i < n_test else "val" if i < n_test + n_val else "train") for i, k in enumerate(order)}
+
+
+def voice_splits(voices: Iterable[str], spec: SplitSpec, lang: str) -> dict[str, str]:
+    """Which split each voice of a language belongs to when voices are held out."""
+    return partition(sorted(set(voices)), spec, "voices", lang)
+
+
+def assign_splits(rows: Sequence[ManifestRow], spec: SplitSpec) -> list[ManifestRow]:
+    """Return copies of the rows with ``split`` set, stratified by modality, label and language.
+
+    Raises:
+        ValueError: ``holdout_voices`` is set but a speech row has no voice.
+    """
+    groups: dict[tuple[str, str, str], list[ManifestRow]] = defaultdict(list)
+    for r in rows:
+        groups[(r.modality, r.label, r.lang)].append(r)
+    split_of: dict[str, str] = {}
+    if spec.holdout_voices:
+        unvoiced = [r.id for r in rows if r.modality == "speech" and not r.voice]
+        if unvoiced:
+            raise ValueError(f"holding out voices needs a voice for every speech row; none for {unvoiced[:5]}")
+        by_lang: dict[str, set[str]] = defaultdict(set)
+        for r in rows:
+            if r.modality == "speech":
+                by_lang[r.lang].add(r.voice)
+        voice_split = {(lang, v): s for lang, vs in by_lang.items() for v, s in voice_splits(vs, spec, lang).items()}
+    for (modality, label, lang), members in groups.items():
+        if modality == "speech" and spec.holdout_voices:
+            split_of.update({r.id: voice_split[(lang, r.voice)] for r in members})
+        else:
+            split_of.update(partition([r.id for r in members], spec, modality, label, lang))
+    return [replace(r, split=split_of[r.id]) for r in rows]

@@ -1,0 +1,49 @@
+"""Splits keep the paper's proportions per class, are deterministic, and can hold out voices."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from fmn_core.manifest import ManifestRow
+from fmn_core.splits import SplitSpec, assign_splits
+
+
+def _speech(n_voices: int = 10, per_voice: int = 5) -> list[ManifestRow]:
+    return [
+        ManifestRow(f"s{v}_{i}", "speech", f"{v}_{i}.wav", label, voice=f"voice{v}", lang="en")
+        for label in ("a", "b")
+        for v in range(n_voices)
+        for i in range(per_voice)
+    ]
+
+
+def test_proportions_per_class_and_determinism() -> None:
+    rows = [ManifestRow(f"v{c}{i}", "video", f"{i}.mp4", c) for c in "ab" for i in range(50)]
+    first = assign_splits(rows, SplitSpec(seed=3))
+    assert first == assign_splits(rows, SplitSpec(seed=3))
+    assert first != assign_splits(rows, SplitSpec(seed=4))
+    for label in "ab":
+        counts = Counter(r.split for r in first if r.label == label)
+        assert counts == {"train": 30, "val": 5, "test": 15}
+
+
+def test_held_out_voices_never_meet_training() -> None:
+    rows = assign_splits(_speech(), SplitSpec(holdout_voices=True))
+    voices = {s: {r.voice for r in rows if r.split == s} for s in ("train", "val", "test")}
+    assert voices["test"] and voices["val"] and voices["train"]
+    assert not voices["test"] & voices["train"] and not voices["val"] & voices["train"]
+    assert not voices["test"] & voices["val"]
+    assert len(voices["test"]) == 3  # 30 % of 10 voices
+
+
+def test_holding_out_voices_needs_voices() -> None:
+    rows = [ManifestRow("s", "speech", "s.wav", "a")]
+    with pytest.raises(ValueError, match="voice"):
+        assign_splits(rows, SplitSpec(holdout_voices=True))
+
+
+def test_bad_fractions_are_refused() -> None:
+    with pytest.raises(ValueError):
+        SplitSpec(test=0.8, val=0.3)
