@@ -2,7 +2,7 @@
 
 The paper (§4.1) uses 70 % of each class for training and 30 % for testing. We keep those
 proportions and carve the validation set (which chooses thresholds and the epoch) out of the
-training share. With ``holdout_voices`` speech is split by *voice*, so test speech comes only
+training share. With ``holdout_voices`` speech is split by *speaker*, so test speech comes only
 from voices never heard in training: the honest setting for a tool whose users have voices of
 their own.
 """
@@ -59,9 +59,28 @@ def partition(keys: Sequence[str], spec: SplitSpec, *salt: str) -> dict[str, str
     return {k: ("test" if i < n_test else "val" if i < n_test + n_val else "train") for i, k in enumerate(order)}
 
 
-def voice_splits(voices: Iterable[str], spec: SplitSpec, lang: str) -> dict[str, str]:
-    """Which split each voice of a language belongs to when voices are held out."""
-    return partition(sorted(set(voices)), spec, "voices", lang)
+def speaker_of(row: ManifestRow) -> str:
+    """The speaker behind a speech row: the ``speaker`` column when present, else the voice.
+
+    Synthetic voices can share one timbre (espeak-ng's en-us+m3 and en-gb+m3), and a held-out
+    test must keep such voices together, so the corpus records a speaker per voice.
+    """
+    return row.extra.get("speaker") or row.voice
+
+
+def speaker_splits(speakers_by_lang: dict[str, Iterable[str]], spec: SplitSpec) -> dict[str, str]:
+    """Which split each speaker belongs to when speakers are held out.
+
+    A speaker heard in several languages gets one split for all of them (else a test voice in
+    one language would be a training voice in another). Shared speakers and each language's
+    own speakers are dealt separately, so every language gets the spec's proportions.
+    """
+    sets = {lang: set(s) for lang, s in speakers_by_lang.items()}
+    shared = set.intersection(*sets.values()) if len(sets) > 1 else set()
+    split_of = partition(sorted(shared), spec, "speakers", "shared")
+    for lang, speakers in sorted(sets.items()):
+        split_of.update(partition(sorted(speakers - shared), spec, "speakers", lang))
+    return split_of
 
 
 def assign_splits(rows: Sequence[ManifestRow], spec: SplitSpec) -> list[ManifestRow]:
@@ -81,11 +100,11 @@ def assign_splits(rows: Sequence[ManifestRow], spec: SplitSpec) -> list[Manifest
         by_lang: dict[str, set[str]] = defaultdict(set)
         for r in rows:
             if r.modality == "speech":
-                by_lang[r.lang].add(r.voice)
-        voice_split = {(lang, v): s for lang, vs in by_lang.items() for v, s in voice_splits(vs, spec, lang).items()}
+                by_lang[r.lang].add(speaker_of(r))
+        speaker_split = speaker_splits(by_lang, spec)
     for (modality, label, lang), members in groups.items():
         if modality == "speech" and spec.holdout_voices:
-            split_of.update({r.id: voice_split[(lang, r.voice)] for r in members})
+            split_of.update({r.id: speaker_split[speaker_of(r)] for r in members})
         else:
             split_of.update(partition([r.id for r in members], spec, modality, label, lang))
     return [replace(r, split=split_of[r.id]) for r in rows]

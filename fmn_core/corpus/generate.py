@@ -27,7 +27,7 @@ from fmn_core.corpus.video import RenderSettings, write_clip
 from fmn_core.corpus.vocabulary import DEFAULT_CLASSES, parse_class, phrasings
 from fmn_core.errors import FmnError
 from fmn_core.manifest import Manifest, ManifestRow, atomic_write_text, write_manifest
-from fmn_core.splits import SplitSpec, assign_splits, partition, voice_splits
+from fmn_core.splits import SplitSpec, assign_splits, partition, speaker_splits
 
 log = logging.getLogger(__name__)
 
@@ -88,20 +88,23 @@ def plan_videos(spec: CorpusSpec) -> list[VideoJob]:
     ]
 
 
+def _speaker_splits(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]]) -> dict[str, str]:
+    return speaker_splits({lang: [v.speaker for v in vs] for lang, vs in voices_by_lang.items()}, spec.split)
+
+
 def _voice_for_each_utterance(
-    spec: CorpusSpec, class_key: str, lang: str, voices: Sequence[speech.Voice]
+    spec: CorpusSpec, class_key: str, voices: Sequence[speech.Voice], split_of_speaker: dict[str, str] | None
 ) -> list[speech.Voice]:
     """Choose a voice per utterance of one class, cycling so that voices are used evenly.
 
     With held-out voices, the utterances that will be test (or val) utterances are spoken only
     by test (or val) voices, in the split's proportions, so every class has test speech.
     """
-    m = spec.utterances_per_class
+    m, lang = spec.utterances_per_class, voices[0].lang
     offset = item_seed(spec.seed, "voice-offset", class_key, lang)
-    if not spec.split.holdout_voices:
+    if split_of_speaker is None:
         return [voices[(offset + i) % len(voices)] for i in range(m)]
-    split_of_voice = voice_splits([v.id for v in voices], spec.split, lang)
-    pools = {s: [v for v in voices if split_of_voice[v.id] == s] for s in ("train", "val", "test")}
+    pools = {s: [v for v in voices if split_of_speaker[v.speaker] == s] for s in ("train", "val", "test")}
     split_of_index = partition([f"{i:05d}" for i in range(m)], spec.split, "utterances", class_key, lang)
     used = dict.fromkeys(pools, 0)
     chosen = []
@@ -120,12 +123,13 @@ def plan_speech(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]])
     it has utterances, up to the number of phrasings the vocabulary knows.
     """
     jobs = []
+    split_of_speaker = _speaker_splits(spec, voices_by_lang) if spec.split.holdout_voices else None
     for c in spec.classes:
         cls = parse_class(c)
         for lang in spec.langs:
             texts = phrasings(cls, lang)
             np.random.default_rng(item_seed(spec.seed, "phrasing", c, lang)).shuffle(texts)
-            voices = _voice_for_each_utterance(spec, c, lang, voices_by_lang[lang])
+            voices = _voice_for_each_utterance(spec, c, voices_by_lang[lang], split_of_speaker)
             for i in range(spec.utterances_per_class):
                 jobs.append(SpeechJob(
                     id=f"s_{lang}_{c}_{i:03d}", class_key=c, lang=lang, text=texts[i % len(texts)], voice=voices[i],
@@ -145,7 +149,7 @@ def _make_speech(job: SpeechJob, out: str) -> ManifestRow:
     wave, _ = speech.render_utterance(job.text, job.voice, job.seed)
     write_wav(Path(out) / job.path, wave)
     return ManifestRow(id=job.id, modality="speech", path=job.path, label=job.class_key,
-                       text=job.text, voice=job.voice.id, lang=job.lang)
+                       text=job.text, voice=job.voice.id, lang=job.lang, extra={"speaker": job.voice.speaker})
 
 
 def available_voices(langs: Sequence[str]) -> dict[str, list[speech.Voice]]:
@@ -241,10 +245,7 @@ def _describe(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]]) -
     """What was generated and how, saved beside the manifest for reproducibility."""
     return {
         "spec": asdict(spec),
-        "voices": {
-            lang: {v.id: (voice_splits([x.id for x in vs], spec.split, lang)[v.id] if spec.split.holdout_voices else "")
-                   for v in vs}
-            for lang, vs in voices_by_lang.items()
-        },
+        "speakers": _speaker_splits(spec, voices_by_lang) if spec.split.holdout_voices else {},
+        "voices": {lang: [v.id for v in vs] for lang, vs in voices_by_lang.items()},
         "engines": {k: v or "ok" for k, v in speech.engine_status().items()},
     }

@@ -38,6 +38,20 @@ def test_held_out_voices_never_meet_training() -> None:
     assert len(voices["test"]) == 3  # 30 % of 10 voices
 
 
+def test_a_speaker_heard_in_two_languages_has_one_split() -> None:
+    rows = [
+        ManifestRow(f"{lang}{v}{i}", "speech", "x.wav", "a", voice=f"{lang}+v{v}", lang=lang, extra={"speaker": f"v{v}"})
+        for lang in ("en", "zh")
+        for v in range(10)
+        for i in range(2)
+    ]
+    rows = assign_splits(rows, SplitSpec(holdout_voices=True))
+    split_of = {}
+    for r in rows:
+        assert split_of.setdefault(r.extra["speaker"], r.split) == r.split
+    assert sorted(split_of.values()).count("test") == 3
+
+
 def test_holding_out_voices_needs_voices() -> None:
     rows = [ManifestRow("s", "speech", "s.wav", "a")]
     with pytest.raises(ValueError, match="voice"):

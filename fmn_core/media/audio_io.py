@@ -1,0 +1,121 @@
+"""Reading and writing speech audio: float32 mono waves at the models' 16 kHz rate.
+
+Everything downstream (MFCCs, the corpus, the app's recorder) works on 1-D float32 arrays in
+[-1, 1] at ``SAMPLE_RATE``; this module is the one place where files of other rates, channel
+counts and sample formats are brought to that form.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from fmn_core.media.errors import MediaError
+
+SAMPLE_RATE = 16000
+
+
+def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
+    """Read an audio file at its own sample rate, downmixed to mono.
+
+    Args:
+        path: any file libsndfile reads (WAV, FLAC, OGG, ...).
+
+    Returns:
+        ``(wave, sr)``: float32 samples, full scale ±1, of shape (N,), N > 0, and the file's rate.
+
+    Raises:
+        MediaError: the file is missing, empty, not audio, or holds no samples.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError(f"{path}: no such audio file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: the audio file is empty (0 bytes)")
+    try:
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise MediaError(f"{path}: not a readable audio file ({exc})") from exc
+    if data.shape[0] == 0:
+        raise MediaError(f"{path}: the audio file holds no samples")
+    wave = data.mean(axis=1, dtype=np.float32)
+    if not np.isfinite(wave).all():
+        raise MediaError(f"{path}: the audio file holds non-finite samples")
+    return wave, int(sr)
+
+
+def load_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Read an audio file as float32 mono at ``sr`` Hz.
+
+    Args:
+        path: any file libsndfile reads (WAV, FLAC, OGG, ...).
+        sr: the rate wanted; the file is resampled with a polyphase filter when it differs.
+
+    Returns:
+        float32 samples in [-1, 1], shape (N,).
+
+    Raises:
+        MediaError: the file is missing, empty, not audio, or holds no samples.
+    """
+    wave, file_sr = read_audio(path)
+    # A float file may hold samples beyond full scale, and resampling can overshoot a little.
+    return np.clip(resample(wave, file_sr, sr), -1.0, 1.0)
+
+
+def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    """Change a wave's sample rate with an anti-aliased polyphase filter.
+
+    Args:
+        wave: samples, shape (N,).
+        sr_in: the wave's rate in Hz.
+        sr_out: the rate wanted in Hz.
+
+    Returns:
+        float32 samples, shape (ceil(N * sr_out / sr_in),).
+    """
+    if sr_in <= 0 or sr_out <= 0:
+        raise ValueError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
+    wave = np.asarray(wave, dtype=np.float32)
+    if sr_in == sr_out:
+        return wave
+    g = math.gcd(int(sr_in), int(sr_out))
+    return resample_poly(wave, sr_out // g, sr_in // g).astype(np.float32, copy=False)
+
+
+def write_wav(path: str | os.PathLike[str], wave: np.ndarray, sr: int = SAMPLE_RATE) -> None:
+    """Write a wave as a 16-bit PCM WAV file, atomically.
+
+    The samples go to a temporary file in the same folder, which then replaces ``path``, so a
+    reader (or a crash) never sees a half-written file.
+
+    Args:
+        path: the file to write; missing folders are made.
+        wave: samples in [-1, 1], shape (N,) or (N, channels); values beyond are clipped.
+        sr: sample rate in Hz.
+
+    Raises:
+        MediaError: the file cannot be written.
+    """
+    path = Path(path)
+    wave = np.clip(np.asarray(wave, dtype=np.float32), -1.0, 1.0)
+    if wave.ndim not in (1, 2):
+        raise ValueError(f"a wave is (N,) or (N, channels), got shape {wave.shape}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise MediaError(f"{path}: cannot write audio here ({exc.strerror})") from exc
+    try:
+        with os.fdopen(fd, "wb") as f:
+            sf.write(f, wave, sr, subtype="PCM_16", format="WAV")
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a library's audio is for everyone to read
+        os.replace(tmp, path)
+    except (OSError, sf.LibsndfileError) as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise MediaError(f"{path}: cannot write audio ({exc})") from exc
