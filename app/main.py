@@ -34,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.load_library(DEMO_LIBRARY)
     window.show()
     if args.screenshot:
+
         def grab() -> None:
             window.grab().save(str(args.screenshot))
             window.close()

@@ -71,7 +71,11 @@ class MainWindow(QMainWindow):
             self.load_library(Path(folder))
 
     def _preview_item(self, modality: str, path: str) -> None:
-        row = next((r for r in self.manifest.rows if str(self.manifest.resolve(r)) == path), None) if self.manifest else None
+        row = (
+            next((r for r in self.manifest.rows if str(self.manifest.resolve(r)) == path), None)
+            if self.manifest
+            else None
+        )
         self.preview.load(modality, path, caption=row.text if row else "")
 
     def closeEvent(self, event) -> None:  # type: ignore[no-untyped-def]

@@ -46,8 +46,9 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
         langs=tuple(args.langs.split(",")),
         seed=args.seed,
         render=RenderSettings(width=width, height=height),
-        split=SplitSpec(test=args.test_fraction, val=args.val_fraction, seed=args.seed,
-                        holdout_voices=args.holdout_voices),
+        split=SplitSpec(
+            test=args.test_fraction, val=args.val_fraction, seed=args.seed, holdout_voices=args.holdout_voices
+        ),
     )
     manifest = generate_corpus(args.out, spec, jobs=args.jobs, progress=_progress_bar("corpus", "file"))
     print(f"wrote {len(manifest.rows)} items and {Path(args.out) / 'manifest.csv'}")
@@ -99,12 +100,17 @@ def _add_split_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `fmn` argument parser, one sub-command per task."""
-    parser = argparse.ArgumentParser(prog="fmn", description="FMN Studio: video <-> speech retrieval for cooking clips.")
+    parser = argparse.ArgumentParser(
+        prog="fmn", description="FMN Studio: video <-> speech retrieval for cooking clips."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("corpus", help="generate the built-in cooking corpus (videos, speech, manifest)",
-                       description="Render cooking clips and synthesize spoken phrases, then write OUT/manifest.csv.")
+    p = sub.add_parser(
+        "corpus",
+        help="generate the built-in cooking corpus (videos, speech, manifest)",
+        description="Render cooking clips and synthesize spoken phrases, then write OUT/manifest.csv.",
+    )
     p.add_argument("--out", type=Path, help="output folder")
     p.add_argument("--classes", help="comma-separated class keys (default: the 20 default classes)")
     p.add_argument("--list-classes", action="store_true", help="list every class key that can be generated and exit")
@@ -113,28 +119,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--langs", default="en,zh", help="spoken languages, comma-separated (en, zh)")
     p.add_argument("--size", default="320x240", help="video size WIDTHxHEIGHT (even numbers)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
-    p.add_argument("--holdout-voices", action=argparse.BooleanOptionalAction, default=True,
-                   help="test (and val) speech only from voices never used for training (default: on)")
+    p.add_argument(
+        "--holdout-voices",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="test (and val) speech only from voices never used for training (default: on)",
+    )
     _add_split_args(p)
     p.set_defaults(func=_cmd_corpus)
 
-    m = sub.add_parser("manifest", help="make or check a manifest").add_subparsers(dest="manifest_command",
-                                                                                     required=True, metavar="ACTION")
-    p = m.add_parser("from-folders", help="manifest for a folder laid out as ROOT/<label>/<files>",
-                     description="Write a manifest listing every video and audio file under ROOT/<label>/.")
+    m = sub.add_parser("manifest", help="make or check a manifest").add_subparsers(
+        dest="manifest_command", required=True, metavar="ACTION"
+    )
+    p = m.add_parser(
+        "from-folders",
+        help="manifest for a folder laid out as ROOT/<label>/<files>",
+        description="Write a manifest listing every video and audio file under ROOT/<label>/.",
+    )
     p.add_argument("root", type=Path, help="the folder whose sub-folders are labels")
     p.add_argument("--out", type=Path, help="manifest to write (default ROOT/manifest.csv)")
     p.add_argument("--no-split", action="store_true", help="leave the split column empty")
     _add_split_args(p)
     p.set_defaults(func=_cmd_manifest_from_folders)
-    p = m.add_parser("validate", help="check a manifest and its media, listing every bad row",
-                     description="Check columns, ids, modalities, splits and that every file exists and decodes.")
+    p = m.add_parser(
+        "validate",
+        help="check a manifest and its media, listing every bad row",
+        description="Check columns, ids, modalities, splits and that every file exists and decodes.",
+    )
     p.add_argument("manifest", type=Path)
     p.add_argument("--no-media", action="store_true", help="skip opening the media files")
     p.set_defaults(func=_cmd_manifest_validate)
 
-    p = sub.add_parser("doctor", help="check what is installed and usable",
-                       description="One line per component: OK, or MISSING with how to fix it.")
+    p = sub.add_parser(
+        "doctor",
+        help="check what is installed and usable",
+        description="One line per component: OK, or MISSING with how to fix it.",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 if anything is missing")
     p.set_defaults(func=_cmd_doctor)
     return parser

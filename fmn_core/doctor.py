@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+
 @dataclass(frozen=True)
 class Check:
     """The outcome of checking one component."""
@@ -99,9 +100,16 @@ def _disk(path: Path) -> Callable[[], Check]:
 def run_checks(where: Path | None = None) -> list[Check]:
     """Check every component; never raises."""
     checks: list[Callable[[], Check] | Callable[[], list[Check]]] = [
-        _python, _torch, _module("torchaudio", "pip install torchaudio==2.11.0"), _pytorchvideo,
-        _module("cv2", "pip install opencv-python-headless"), _module("av", "pip install av"),
-        _module("soundfile", "pip install soundfile"), _qt, _portaudio, _tts,
+        _python,
+        _torch,
+        _module("torchaudio", "pip install torchaudio==2.11.0"),
+        _pytorchvideo,
+        _module("cv2", "pip install opencv-python-headless"),
+        _module("av", "pip install av"),
+        _module("soundfile", "pip install soundfile"),
+        _qt,
+        _portaudio,
+        _tts,
         _disk(where or Path.cwd()),
     ]
     results: list[Check] = []

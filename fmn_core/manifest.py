@@ -228,7 +228,5 @@ def manifest_from_folders(root: Path | str) -> Manifest:
                 rel = file.relative_to(root).as_posix()
                 rows.append(ManifestRow(id=rel, modality=modality, path=rel, label=label_dir.name))
     if not rows:
-        raise ManifestError(
-            root, [ManifestIssue(0, "no video or audio files found in ROOT/<label>/ folders")]
-        )
+        raise ManifestError(root, [ManifestIssue(0, "no video or audio files found in ROOT/<label>/ folders")])
     return Manifest(rows=rows, root=root)

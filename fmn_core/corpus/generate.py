@@ -81,8 +81,12 @@ def item_seed(seed: int, *keys: str | int) -> int:
 def plan_videos(spec: CorpusSpec) -> list[VideoJob]:
     """One job per video: class key, seed and output path."""
     return [
-        VideoJob(id=f"v_{c}_{i:03d}", class_key=c, seed=item_seed(spec.seed, "video", c, i),
-                 path=f"video/{c}/{c}_{i:03d}.mp4")
+        VideoJob(
+            id=f"v_{c}_{i:03d}",
+            class_key=c,
+            seed=item_seed(spec.seed, "video", c, i),
+            path=f"video/{c}/{c}_{i:03d}.mp4",
+        )
         for c in spec.classes
         for i in range(spec.videos_per_class)
     ]
@@ -131,10 +135,17 @@ def plan_speech(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]])
             np.random.default_rng(item_seed(spec.seed, "phrasing", c, lang)).shuffle(texts)
             voices = _voice_for_each_utterance(spec, c, voices_by_lang[lang], split_of_speaker)
             for i in range(spec.utterances_per_class):
-                jobs.append(SpeechJob(
-                    id=f"s_{lang}_{c}_{i:03d}", class_key=c, lang=lang, text=texts[i % len(texts)], voice=voices[i],
-                    seed=item_seed(spec.seed, "speech", c, lang, i), path=f"speech/{lang}/{c}/{c}_{lang}_{i:03d}.wav",
-                ))
+                jobs.append(
+                    SpeechJob(
+                        id=f"s_{lang}_{c}_{i:03d}",
+                        class_key=c,
+                        lang=lang,
+                        text=texts[i % len(texts)],
+                        voice=voices[i],
+                        seed=item_seed(spec.seed, "speech", c, lang, i),
+                        path=f"speech/{lang}/{c}/{c}_{lang}_{i:03d}.wav",
+                    )
+                )
     return jobs
 
 
@@ -148,8 +159,16 @@ def _make_speech(job: SpeechJob, out: str) -> ManifestRow:
 
     wave, _ = speech.render_utterance(job.text, job.voice, job.seed)
     write_wav(Path(out) / job.path, wave)
-    return ManifestRow(id=job.id, modality="speech", path=job.path, label=job.class_key,
-                       text=job.text, voice=job.voice.id, lang=job.lang, extra={"speaker": job.voice.speaker})
+    return ManifestRow(
+        id=job.id,
+        modality="speech",
+        path=job.path,
+        label=job.class_key,
+        text=job.text,
+        voice=job.voice.id,
+        lang=job.lang,
+        extra={"speaker": job.voice.speaker},
+    )
 
 
 def available_voices(langs: Sequence[str]) -> dict[str, list[speech.Voice]]:

@@ -19,8 +19,17 @@ from fmn_core.manifest import (
 def _rows() -> list[ManifestRow]:
     return [
         ManifestRow("v1", "video", "video/a.mp4", "cut_onion", split="train"),
-        ManifestRow("s1", "speech", "speech/a.wav", "cut_onion", split="test", text="切洋葱, \"quoted\"",
-                    voice="espeak:cmn", lang="zh", extra={"note": "x"}),
+        ManifestRow(
+            "s1",
+            "speech",
+            "speech/a.wav",
+            "cut_onion",
+            split="test",
+            text='切洋葱, "quoted"',
+            voice="espeak:cmn",
+            lang="zh",
+            extra={"note": "x"},
+        ),
     ]
 
 

@@ -40,7 +40,9 @@ def test_held_out_voices_never_meet_training() -> None:
 
 def test_a_speaker_heard_in_two_languages_has_one_split() -> None:
     rows = [
-        ManifestRow(f"{lang}{v}{i}", "speech", "x.wav", "a", voice=f"{lang}+v{v}", lang=lang, extra={"speaker": f"v{v}"})
+        ManifestRow(
+            f"{lang}{v}{i}", "speech", "x.wav", "a", voice=f"{lang}+v{v}", lang=lang, extra={"speaker": f"v{v}"}
+        )
         for lang in ("en", "zh")
         for v in range(10)
         for i in range(2)
