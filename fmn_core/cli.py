@@ -7,6 +7,11 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the heavy modules are imported by the commands that need them
+    from fmn_core.corpus.generate import CorpusSpec
+    from fmn_core.corpus.video import RenderSettings
 
 
 def _progress_bar(desc: str, unit: str):  # type: ignore[no-untyped-def]
@@ -27,32 +32,50 @@ def _progress_bar(desc: str, unit: str):  # type: ignore[no-untyped-def]
 
 
 def _cmd_corpus(args: argparse.Namespace) -> int:
-    from fmn_core.corpus.generate import CorpusSpec, generate_corpus
+    from fmn_core.corpus.generate import generate_corpus
     from fmn_core.corpus.video import RenderSettings
     from fmn_core.corpus.vocabulary import DEFAULT_CLASSES, all_class_keys
-    from fmn_core.splits import SplitSpec
 
     if args.list_classes:
         for key in all_class_keys():
             print(("* " if key in DEFAULT_CLASSES else "  ") + key)
         return 0
+    classes = tuple(args.classes.split(",")) if args.classes else DEFAULT_CLASSES
+    width, height = args.size
+    if args.contact_sheet:
+        from fmn_core.corpus.contact_sheet import contact_sheet
+
+        path = contact_sheet(
+            classes, args.seed, args.contact_sheet, settings=RenderSettings(width=width, height=height)
+        )
+        print(f"wrote {path}")
+        return 0
     if args.out is None:
         raise SystemExit("fmn corpus: --out is required")
-    width, height = (int(x) for x in args.size.lower().split("x"))
-    spec = CorpusSpec(
-        classes=tuple(args.classes.split(",")) if args.classes else DEFAULT_CLASSES,
+    try:
+        spec = _corpus_spec(args, classes, RenderSettings(width=width, height=height))
+    except ValueError as e:
+        raise SystemExit(f"fmn corpus: {e}") from None
+    manifest = generate_corpus(args.out, spec, jobs=args.jobs, progress=_progress_bar("corpus", "file"))
+    print(f"wrote {len(manifest.rows)} items and {Path(args.out) / 'manifest.csv'}")
+    return 0
+
+
+def _corpus_spec(args: argparse.Namespace, classes: tuple[str, ...], render: RenderSettings) -> CorpusSpec:
+    from fmn_core.corpus.generate import CorpusSpec
+    from fmn_core.splits import SplitSpec
+
+    return CorpusSpec(
+        classes=classes,
         videos_per_class=args.videos_per_class,
         utterances_per_class=args.utterances_per_class,
         langs=tuple(args.langs.split(",")),
         seed=args.seed,
-        render=RenderSettings(width=width, height=height),
+        render=render,
         split=SplitSpec(
             test=args.test_fraction, val=args.val_fraction, seed=args.seed, holdout_voices=args.holdout_voices
         ),
     )
-    manifest = generate_corpus(args.out, spec, jobs=args.jobs, progress=_progress_bar("corpus", "file"))
-    print(f"wrote {len(manifest.rows)} items and {Path(args.out) / 'manifest.csv'}")
-    return 0
 
 
 def _cmd_manifest_from_folders(args: argparse.Namespace) -> int:
@@ -92,6 +115,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) or not args.strict else 1
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 320x240, got {text!r}") from None
+    return width, height
+
+
 def _add_split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-fraction", type=float, default=0.3, help="share of each class for testing (paper: 0.3)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of each class for validation")
@@ -117,7 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos-per-class", type=int, default=50, help="videos per class (default 50, as the paper)")
     p.add_argument("--utterances-per-class", type=int, default=50, help="utterances per class and language")
     p.add_argument("--langs", default="en,zh", help="spoken languages, comma-separated (en, zh)")
-    p.add_argument("--size", default="320x240", help="video size WIDTHxHEIGHT (even numbers)")
+    p.add_argument("--size", type=_size, default="320x240", help="video size WIDTHxHEIGHT, even numbers (320x240)")
+    p.add_argument(
+        "--contact-sheet",
+        type=Path,
+        metavar="PNG",
+        help="only render a contact sheet (frames of one clip per class) to this PNG and exit",
+    )
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
     p.add_argument(
         "--holdout-voices",

@@ -69,8 +69,7 @@ class LibraryView(QWidget):
             self.table.selectRow(0)
 
     def _items(self, row: ManifestRow, path: Path) -> list[QStandardItem]:
-        kind = "🎬 video" if row.modality == "video" else "🔊 speech"
-        cells = (kind, row.label, _class_names(row.label), row.text, row.voice, row.split)
+        cells = (row.modality, row.label, _class_names(row.label), row.text, row.voice, row.split)
         items = [QStandardItem(text) for text in cells]
         items[0].setData(row.modality, Qt.ItemDataRole.UserRole)
         items[0].setData(str(path), _PATH_ROLE)

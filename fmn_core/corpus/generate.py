@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import numpy as np
 
 from fmn_core.corpus import speech
 from fmn_core.corpus.video import RenderSettings, write_clip
-from fmn_core.corpus.vocabulary import DEFAULT_CLASSES, parse_class, phrasings
+from fmn_core.corpus.vocabulary import DEFAULT_CLASSES, LANGUAGES, parse_class, phrasings
 from fmn_core.errors import FmnError
 from fmn_core.manifest import Manifest, ManifestRow, atomic_write_text, write_manifest
 from fmn_core.splits import SplitSpec, assign_splits, partition, speaker_splits
@@ -202,18 +202,15 @@ def _check_writable(out: Path, needed_bytes: int) -> None:
 
 def _run_jobs(futures: list[Future[ManifestRow]], on_done: Callable[[], None]) -> list[ManifestRow]:
     """Wait for all jobs, reporting progress; the first failure cancels the rest and is raised."""
-    pending = set(futures)
-    while pending:
-        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-        for f in done:
-            if f.exception() is not None:
-                for p in pending:
-                    p.cancel()
-                e = f.exception()
-                if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-                    raise CorpusError(f"disk full while writing the corpus: {e.filename or e}") from e
-                raise CorpusError(f"generation failed: {e}") from e
-            on_done()
+    for f in as_completed(futures):
+        e = f.exception()
+        if e is not None:
+            for other in futures:
+                other.cancel()
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                raise CorpusError(f"disk full while writing the corpus: {e.filename or e}") from e
+            raise CorpusError(f"generation failed: {e}") from e
+        on_done()
     return [f.result() for f in futures]
 
 
@@ -237,11 +234,16 @@ def generate_corpus(
     out = Path(out).resolve()
     for c in spec.classes:
         parse_class(c)  # fail fast on unknown classes, listing the valid ones
+    unknown = [lang for lang in spec.langs if lang not in LANGUAGES]
+    if unknown:
+        raise CorpusError(f"unknown language(s) {', '.join(unknown)}: valid languages are {', '.join(LANGUAGES)}")
     voices_by_lang = available_voices(spec.langs)
     video_jobs, speech_jobs = plan_videos(spec), plan_speech(spec, voices_by_lang)
     seconds = len(video_jobs) * (spec.render.min_seconds + spec.render.max_seconds) / 2
     _check_writable(out, int(seconds * _BYTES_PER_VIDEO_SECOND + len(speech_jobs) * _BYTES_PER_UTTERANCE))
     total, done = len(video_jobs) + len(speech_jobs), 0
+    if progress:
+        progress(0, total)
 
     def tick() -> None:
         nonlocal done

@@ -350,6 +350,8 @@ ACTIONS: dict[str, CookingAction] = {
     )
 }
 
+LANGUAGES = ("en", "zh")  # the languages phrasings exist for
+
 # Where a pour goes (the paper's "receiver"); DESIGN.md §3's default classes fix these two.
 POUR_RECEIVER = {"oil": "pan", "milk": "bowl"}
 # The Mandarin verb for peeling depends on the object: 剥 for thin-skinned fruit peeled by hand.

@@ -149,6 +149,10 @@ def test_cli_writes_a_valid_corpus(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["manifest", "validate", str(tmp_path / "manifest.csv")]) == 0
     assert main(["corpus", "--out", str(tmp_path / "x"), "--classes", "cut_rock"]) == 2
     assert "valid objects are" in capsys.readouterr().err
+    assert main(["corpus", "--out", str(tmp_path / "x"), "--langs", "fr"]) == 2
+    assert "valid languages are en, zh" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["corpus", "--out", str(tmp_path / "x"), "--size", "big"])
 
 
 def test_doctor_reports_every_component(capsys: pytest.CaptureFixture[str]) -> None:
