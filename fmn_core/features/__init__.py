@@ -1,0 +1,1 @@
+"""Front ends: media files to the tensors the models take (sampled clips, MFCC sequences)."""

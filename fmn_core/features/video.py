@@ -1,0 +1,108 @@
+"""Video front end: decode a clip, sample T frames evenly, resize and normalise for I3D.
+
+The encoders take ``(3, T, S, S)`` float tensors normalised with the Kinetics statistics that
+pytorchvideo's I3D models were trained with, so a user's Kinetics checkpoint sees the inputs
+it expects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from fmn_core.media.errors import MediaError
+from fmn_core.media.video_io import probe_video, read_frames
+
+KINETICS_MEAN = (0.45, 0.45, 0.45)  # RGB, as pytorchvideo's Kinetics recipes
+KINETICS_STD = (0.225, 0.225, 0.225)
+
+
+@dataclass(frozen=True)
+class VideoFrontEndConfig:
+    """How a clip becomes an encoder input."""
+
+    frames: int = 16  # T: frames sampled evenly over the whole clip
+    size: int = 112  # S: output frames are S x S
+    crop: bool = False  # True: short side to S then centre crop (I3D's recipe); False: squash the whole frame
+    max_decode_frames: int = 3000  # longer files are sampled from their first 3000 frames (2 min at 25 fps)
+
+
+def even_indices(n_frames: int, t: int) -> np.ndarray:
+    """Indices of ``t`` frames spread evenly over ``n_frames`` (centres of t equal segments).
+
+    Clips shorter than t frames repeat frames rather than fail.
+    """
+    if n_frames < 1 or t < 1:
+        raise ValueError(f"need at least one frame and one sample, got n_frames={n_frames}, t={t}")
+    return np.minimum(((np.arange(t) + 0.5) * n_frames / t).astype(np.int64), n_frames - 1)
+
+
+def _decode_sampled(path: Path, t: int, max_frames: int) -> np.ndarray:
+    """Decode only the frames that will be kept when the container knows its length, else all."""
+    try:
+        n = min(probe_video(path).frames, max_frames)
+    except MediaError:
+        n = 0
+    if n < 1:
+        frames = read_frames(path, max_frames=max_frames)
+        return frames[even_indices(len(frames), t)]
+    wanted = even_indices(n, t)
+    wanted_set = set(wanted.tolist())
+    capture = cv2.VideoCapture(str(path))
+    kept: dict[int, np.ndarray] = {}
+    try:
+        for i in range(int(wanted[-1]) + 1):
+            if not capture.grab():
+                break
+            if i in wanted_set and i not in kept:
+                ok, frame = capture.retrieve()
+                if ok:
+                    kept[i] = frame
+    finally:
+        capture.release()
+    if len(kept) < len(wanted_set):  # metadata lied or OpenCV gave up: decode everything
+        frames = read_frames(path, max_frames=max_frames)
+        return frames[even_indices(len(frames), t)]
+    return np.stack([kept[int(i)] for i in wanted])
+
+
+def frames_to_tensor(frames: np.ndarray, cfg: VideoFrontEndConfig) -> torch.Tensor:
+    """``(T, H, W, 3)`` uint8 BGR frames to a normalised ``(3, T, S, S)`` float32 tensor."""
+    s = cfg.size
+    out = np.empty((len(frames), s, s, 3), dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        if cfg.crop:
+            h, w = frame.shape[:2]
+            scale = s / min(h, w)
+            frame = cv2.resize(
+                frame, (max(s, round(w * scale)), max(s, round(h * scale))), interpolation=cv2.INTER_AREA
+            )
+            y, x = (frame.shape[0] - s) // 2, (frame.shape[1] - s) // 2
+            out[i] = frame[y : y + s, x : x + s]
+        else:
+            out[i] = cv2.resize(frame, (s, s), interpolation=cv2.INTER_AREA)
+    x = torch.from_numpy(out[..., ::-1].copy()).float().div_(255.0)  # BGR -> RGB in [0, 1]
+    x = (x - torch.tensor(KINETICS_MEAN)) / torch.tensor(KINETICS_STD)
+    return x.permute(3, 0, 1, 2).contiguous()
+
+
+def load_clip(path: str | os.PathLike[str], cfg: VideoFrontEndConfig = VideoFrontEndConfig()) -> torch.Tensor:
+    """Decode a video file into an encoder input.
+
+    Args:
+        path: any file OpenCV or PyAV can read.
+        cfg: frames, size and cropping.
+
+    Returns:
+        ``(3, T, S, S)`` float32 tensor.
+
+    Raises:
+        MediaError: the file is missing, empty, corrupt, or not a video (e.g. an audio file).
+    """
+    frames = _decode_sampled(Path(path), cfg.frames, cfg.max_decode_frames)
+    return frames_to_tensor(frames, cfg)
