@@ -161,3 +161,14 @@ def test_doctor_reports_every_component(capsys: pytest.CaptureFixture[str]) -> N
     for name in ("Python", "torch", "torchaudio", "pytorchvideo", "Qt", "PortAudio", "TTS espeak", "free disk"):
         assert name in out
     assert all(line.startswith(("OK", "MISSING")) for line in out.splitlines())
+
+
+def test_a_missing_engine_is_named_and_the_others_carry_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    status = {"espeak": None, "flite": "apt-get install flite", "festival": None}
+    monkeypatch.setattr(generate.speech, "engine_status", lambda: status)
+    with caplog.at_level("WARNING"):
+        voices = generate.available_voices(["en"])
+    assert "flite is not available (apt-get install flite)" in caplog.text
+    assert voices["en"]
