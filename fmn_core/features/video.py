@@ -71,24 +71,42 @@ def _decode_sampled(path: Path, t: int, max_frames: int) -> np.ndarray:
     return np.stack([kept[int(i)] for i in wanted])
 
 
-def frames_to_tensor(frames: np.ndarray, cfg: VideoFrontEndConfig) -> torch.Tensor:
-    """``(T, H, W, 3)`` uint8 BGR frames to a normalised ``(3, T, S, S)`` float32 tensor."""
+def frames_to_uint8(frames: np.ndarray, cfg: VideoFrontEndConfig) -> torch.Tensor:
+    """``(T, H, W, 3)`` uint8 BGR frames to ``(3, T, S, S)`` uint8 RGB, resized (or cropped) to S."""
     s = cfg.size
     out = np.empty((len(frames), s, s, 3), dtype=np.uint8)
     for i, frame in enumerate(frames):
         if cfg.crop:
             h, w = frame.shape[:2]
             scale = s / min(h, w)
-            frame = cv2.resize(
-                frame, (max(s, round(w * scale)), max(s, round(h * scale))), interpolation=cv2.INTER_AREA
-            )
+            size = (max(s, round(w * scale)), max(s, round(h * scale)))
+            frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
             y, x = (frame.shape[0] - s) // 2, (frame.shape[1] - s) // 2
             out[i] = frame[y : y + s, x : x + s]
         else:
             out[i] = cv2.resize(frame, (s, s), interpolation=cv2.INTER_AREA)
-    x = torch.from_numpy(out[..., ::-1].copy()).float().div_(255.0)  # BGR -> RGB in [0, 1]
-    x = (x - torch.tensor(KINETICS_MEAN)) / torch.tensor(KINETICS_STD)
-    return x.permute(3, 0, 1, 2).contiguous()
+    return torch.from_numpy(out[..., ::-1].copy()).permute(3, 0, 1, 2).contiguous()
+
+
+def normalize_clip(x: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB clips ``(..., 3, T, S, S)`` to float32 normalised with the Kinetics statistics."""
+    mean = torch.tensor(KINETICS_MEAN, device=x.device)[:, None, None, None]
+    std = torch.tensor(KINETICS_STD, device=x.device)[:, None, None, None]
+    return (x.float() / 255.0 - mean) / std
+
+
+def frames_to_tensor(frames: np.ndarray, cfg: VideoFrontEndConfig) -> torch.Tensor:
+    """``(T, H, W, 3)`` uint8 BGR frames to a normalised ``(3, T, S, S)`` float32 tensor."""
+    return normalize_clip(frames_to_uint8(frames, cfg))
+
+
+def decode_clip(path: str | os.PathLike[str], cfg: VideoFrontEndConfig = VideoFrontEndConfig()) -> torch.Tensor:
+    """Decode a video file into ``(3, T, S, S)`` uint8 RGB frames (compact to keep many in memory).
+
+    Raises:
+        MediaError: the file is missing, empty, corrupt, or not a video (e.g. an audio file).
+    """
+    return frames_to_uint8(_decode_sampled(Path(path), cfg.frames, cfg.max_decode_frames), cfg)
 
 
 def load_clip(path: str | os.PathLike[str], cfg: VideoFrontEndConfig = VideoFrontEndConfig()) -> torch.Tensor:
@@ -104,5 +122,4 @@ def load_clip(path: str | os.PathLike[str], cfg: VideoFrontEndConfig = VideoFron
     Raises:
         MediaError: the file is missing, empty, corrupt, or not a video (e.g. an audio file).
     """
-    frames = _decode_sampled(Path(path), cfg.frames, cfg.max_decode_frames)
-    return frames_to_tensor(frames, cfg)
+    return normalize_clip(decode_clip(path, cfg))

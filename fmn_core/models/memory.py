@@ -1,0 +1,304 @@
+"""The feature memory banks (paper §3.4, DESIGN §2.5-2.6).
+
+Each bank is a ``D x X`` matrix of raw (unprojected) features, zero at the start, that remembers
+pairs judged to match. A new pair is compared with every slot by cosine similarity (its *memory
+vector*); the video and speech memory vectors are multiplied slot by slot and the maximum,
+``Max``, says how strongly the memory recognises the pair. The banks learn during training and
+at test time: a pair with S1 > T1 is either written into a new slot (nothing like it is
+remembered: m2 < T2) or averaged into the slot it resembles most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+POLICIES = ("least_used", "oldest")
+UPDATE_KINDS = ("append", "average", "replace")
+
+
+class FeatureMemoryBank(nn.Module):
+    """One bank: ``capacity`` slots of ``dim``-d raw features, with usage bookkeeping.
+
+    Paper §3.4.1 stores the bank as a ``2048 x X`` matrix; here it is ``slots (X, D)``. All state
+    lives in buffers (saved with the model, moved by ``.to()``) and is changed only under
+    ``torch.no_grad()``: the bank is memory, not a parameter.
+
+    Buffers:
+        slots: ``(X, D)`` remembered features, zero when unused.
+        used: ``(X,)`` bool, the slot holds a feature.
+        hits: ``(X,)`` int64, samples the slot has absorbed (1 on write, +1 per average).
+        updated: ``(X,)`` int64, value of ``step`` at the slot's last write (0: never).
+        step: ``()`` int64, writes so far (each append, average or replace is one).
+
+    Args:
+        dim: D, width of the features.
+        capacity: X, number of slots (paper: 50).
+    """
+
+    def __init__(self, dim: int, capacity: int) -> None:
+        super().__init__()
+        if dim < 1 or capacity < 1:
+            raise ValueError(f"dim and capacity must be positive, got {dim} and {capacity}")
+        self.register_buffer("slots", torch.zeros(capacity, dim))
+        self.register_buffer("used", torch.zeros(capacity, dtype=torch.bool))
+        self.register_buffer("hits", torch.zeros(capacity, dtype=torch.int64))
+        self.register_buffer("updated", torch.zeros(capacity, dtype=torch.int64))
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+
+    @property
+    def capacity(self) -> int:
+        """X."""
+        return self.slots.shape[0]
+
+    @property
+    def dim(self) -> int:
+        """D."""
+        return self.slots.shape[1]
+
+    @property
+    def num_used(self) -> int:
+        """Slots holding a feature."""
+        return int(self.used.sum())
+
+    def memory_vector(self, x: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of each feature with every slot (paper §3.4.2's memory vector).
+
+        Args:
+            x: ``(B, D)`` raw features.
+
+        Returns:
+            ``(B, X)`` cosines; 0 for unused slots.
+        """
+        sims = F.normalize(x, dim=1) @ F.normalize(self.slots.to(x.dtype), dim=1).T
+        return sims * self.used.to(sims.dtype)
+
+    def free_slot(self) -> int | None:
+        """The first unused slot, or None when the bank is full."""
+        free = torch.nonzero(~self.used).flatten()
+        return int(free[0]) if len(free) else None
+
+    def victim(self, policy: str) -> int:
+        """The slot to overwrite when the bank is full.
+
+        Args:
+            policy: 'least_used' (fewest hits, ties broken by the oldest write) or 'oldest'
+                (the oldest write).
+        """
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        candidates = self.used.clone()
+        if policy == "least_used":
+            candidates &= self.hits == self.hits[self.used].min()
+        age = self.updated.masked_fill(~candidates, torch.iinfo(torch.int64).max)
+        return int(torch.argmin(age))
+
+    @torch.no_grad()
+    def write(self, slot: int, x: torch.Tensor) -> int:
+        """Store ``x (D,)`` in ``slot`` as a new memory; returns the step of the write."""
+        self.slots[slot] = x.detach().to(self.slots.dtype)
+        self.used[slot] = True
+        self.hits[slot] = 1
+        return self._stamp(slot)
+
+    @torch.no_grad()
+    def average(self, slot: int, x: torch.Tensor, alpha: float) -> int:
+        """``slots[slot] <- (1 - alpha) * slots[slot] + alpha * x``; returns the step of the write."""
+        self.slots[slot].mul_(1.0 - alpha).add_(x.detach().to(self.slots.dtype), alpha=alpha)
+        self.hits[slot] += 1
+        return self._stamp(slot)
+
+    def _stamp(self, slot: int) -> int:
+        self.step += 1
+        self.updated[slot] = self.step
+        return int(self.step)
+
+    @torch.no_grad()
+    def clear(self) -> None:
+        """Forget everything (the paper's zero initialisation)."""
+        for buf in (self.slots, self.used, self.hits, self.updated, self.step):
+            buf.zero_()
+
+
+@dataclass(frozen=True)
+class UpdateRecord:
+    """One change :meth:`PairedMemory.update` made, for logs and the app's bank view."""
+
+    index: int  # position of the pair in the batch given to update()
+    slot: int  # slot written (the same in both banks)
+    kind: str  # 'append' (free slot), 'average' (into the best slot) or 'replace' (full bank)
+    m2: float | None  # the pair's best mean cosine with the banks before the change; None when empty
+    step: int  # the banks' step counter after the change
+
+
+class PairedMemory(nn.Module):
+    """A video bank and a speech bank written in pairs: slot j of both holds one remembered pair.
+
+    Scoring (paper §3.4.2, DESIGN §2.5): ``Max = max_j m_v[j] * m_a[j]`` over used slots, with
+    ``m_v``, ``m_a`` the memory vectors of the pair's raw features. With ``clamp_negative`` the
+    cosines are clipped at 0 first, because the product of two negative cosines (a pair unlike
+    both halves of a memory) would otherwise look like agreement.
+
+    Update (paper §3.4.3, DESIGN §2.6), one pair at a time, in batch order:
+
+    1. nothing if ``s1 <= t1``;
+    2. ``m2 = max_j (cos(v, Bv_j) + cos(a, Ba_j)) / 2`` over used slots. The paper takes "the
+       highest cosine with the banks" without saying how the two banks combine; the mean of the
+       two cosines of the *same* slot keeps the pair together, so the slot to average into is
+       well defined;
+    3. ``m2 < t2`` or no used slot: write the pair into a free slot, or, when the banks are full,
+       over the slot the policy picks ('least_used': fewest hits, ties -> oldest; 'oldest');
+    4. otherwise ``B_j <- (1 - alpha) B_j + alpha x`` in both banks at the best slot j.
+
+    Args:
+        video_dim: Dv, width of raw video features.
+        speech_dim: Da, width of raw speech features.
+        capacity: X, slots per bank (paper: 50).
+        t1: S1 above this means the pair is judged a match and may be remembered.
+        t2: m2 at or above this means the pair is already remembered (average), below it is new.
+        alpha: weight of the new sample in the average.
+        policy: which slot a full bank gives up: 'least_used' or 'oldest'.
+        clamp_negative: clip cosines at 0 before the product in ``Max``.
+    """
+
+    def __init__(
+        self,
+        video_dim: int,
+        speech_dim: int,
+        capacity: int = 50,
+        t1: float = 0.5,
+        t2: float = 0.8,
+        alpha: float = 0.1,
+        policy: str = "least_used",
+        clamp_negative: bool = True,
+    ) -> None:
+        super().__init__()
+        if policy not in POLICIES:
+            raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
+        self.video = FeatureMemoryBank(video_dim, capacity)
+        self.speech = FeatureMemoryBank(speech_dim, capacity)
+        self.t1, self.t2, self.alpha, self.policy = t1, t2, alpha, policy
+        self.clamp_negative = clamp_negative
+
+    @property
+    def capacity(self) -> int:
+        """X."""
+        return self.video.capacity
+
+    @property
+    def used(self) -> torch.Tensor:
+        """``(X,)`` bool, slots holding a pair."""
+        return self.video.used
+
+    def _agreement(self, m_v: torch.Tensor, m_a: torch.Tensor) -> torch.Tensor:
+        """Slot-wise product of memory vectors (broadcasting), used slots only (others -inf)."""
+        if self.clamp_negative:
+            m_v, m_a = m_v.clamp(min=0), m_a.clamp(min=0)
+        return (m_v * m_a).masked_fill(~self.used, float("-inf"))
+
+    def _best(self, agreement: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Max over the last axis; value 0 and slot -1 where no slot is used."""
+        values, slots = agreement.max(dim=-1)
+        empty = ~self.used.any()
+        return values.masked_fill(empty, 0.0), slots.masked_fill(empty, -1)
+
+    def max_score(self, v_raw: torch.Tensor, a_raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Max`` of aligned pairs.
+
+        Args:
+            v_raw: ``(B, Dv)`` raw video features.
+            a_raw: ``(B, Da)`` raw speech features.
+
+        Returns:
+            values ``(B,)`` (0 with an empty memory) and the argmax slot ``(B,)`` int64 (-1: empty).
+        """
+        return self._best(self._agreement(self.video.memory_vector(v_raw), self.speech.memory_vector(a_raw)))
+
+    def max_score_pairwise(
+        self, v_raw: torch.Tensor, a_raw: torch.Tensor, chunk: int = 256
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Max`` of every pair of two sets.
+
+        Args:
+            v_raw: ``(N, Dv)`` raw video features.
+            a_raw: ``(M, Da)`` raw speech features.
+            chunk: rows of ``v_raw`` at once; bounds memory to ``chunk x M x X`` floats.
+
+        Returns:
+            values ``(N, M)`` and slots ``(N, M)``; entry ``[n, m]`` equals ``max_score`` of that pair.
+        """
+        m_v, m_a = self.video.memory_vector(v_raw), self.speech.memory_vector(a_raw)
+        parts = [self._best(self._agreement(m_v[i : i + chunk, None, :], m_a[None])) for i in range(0, len(m_v), chunk)]
+        if not parts:
+            return m_v.new_zeros((0, len(m_a))), torch.zeros((0, len(m_a)), dtype=torch.int64, device=m_v.device)
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def best_match(self, v: torch.Tensor, a: torch.Tensor) -> tuple[float | None, int | None]:
+        """m2 and its slot for one pair ``v (Dv,)``, ``a (Da,)``: the best mean of the two cosines."""
+        if not bool(self.used.any()):
+            return None, None
+        mean = (self.video.memory_vector(v[None]) + self.speech.memory_vector(a[None]))[0] / 2
+        mean = mean.masked_fill(~self.used, float("-inf"))
+        slot = int(torch.argmax(mean))
+        return float(mean[slot]), slot
+
+    @torch.no_grad()
+    def update(self, v_raw: torch.Tensor, a_raw: torch.Tensor, s1: torch.Tensor) -> list[UpdateRecord]:
+        """Remember the pairs judged to match (paper §3.4.3); see the class docstring for the rule.
+
+        Args:
+            v_raw: ``(B, Dv)`` raw video features.
+            a_raw: ``(B, Da)`` raw speech features.
+            s1: ``(B,)`` fusion scores; a user's confirmation is passed as 1.
+
+        Returns:
+            One record per pair that changed the banks, in batch order.
+        """
+        records = []
+        for i in torch.nonzero(s1.detach().flatten() > self.t1).flatten().tolist():
+            records.append(self._remember(i, v_raw[i].detach(), a_raw[i].detach()))
+        return records
+
+    def _remember(self, index: int, v: torch.Tensor, a: torch.Tensor) -> UpdateRecord:
+        m2, best = self.best_match(v, a)
+        if best is not None and m2 >= self.t2:
+            self.video.average(best, v, self.alpha)
+            step = self.speech.average(best, a, self.alpha)
+            return UpdateRecord(index, best, "average", m2, step)
+        slot = self.video.free_slot()
+        kind = "append"
+        if slot is None:
+            slot, kind = self.video.victim(self.policy), "replace"
+        self.video.write(slot, v)
+        step = self.speech.write(slot, a)
+        return UpdateRecord(index, slot, kind, m2, step)
+
+    @torch.no_grad()
+    def clear(self) -> None:
+        """Forget every pair."""
+        self.video.clear()
+        self.speech.clear()
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """Cloned copies of every buffer (the app's undo point)."""
+        return {name: buf.detach().clone() for name, buf in self.named_buffers()}
+
+    @torch.no_grad()
+    def restore(self, snapshot: dict[str, torch.Tensor]) -> None:
+        """Put back the state of a :meth:`snapshot`.
+
+        Raises:
+            ValueError: the snapshot comes from banks of another shape.
+        """
+        buffers = dict(self.named_buffers())
+        if snapshot.keys() != buffers.keys():
+            raise ValueError(f"snapshot has buffers {sorted(snapshot)}, the memory has {sorted(buffers)}")
+        for name, buf in buffers.items():
+            if snapshot[name].shape != buf.shape:
+                raise ValueError(f"snapshot's {name} is {tuple(snapshot[name].shape)}, expected {tuple(buf.shape)}")
+            buf.copy_(snapshot[name])

@@ -1,0 +1,135 @@
+"""The speech branch: MFCC sequences -> Bi-LSTM -> one utterance vector (paper §3.2, DESIGN §2.2).
+
+The paper runs a Bi-LSTM (U per direction, U = 1024) over MFCCs and keeps a 2U-d vector of
+forward and backward states. We pack the padded batch so padding never reaches the LSTM, and
+pool the top layer either by the mean over valid frames, by the final states of both
+directions (the paper's reading), or by both concatenated (the default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+POOLINGS = ("mean", "last", "mean+last")
+INPUT_NORMS = ("affine", "layernorm", "none")
+
+
+@dataclass(frozen=True)
+class SpeechEncoderConfig:
+    """Settings of the Bi-LSTM speech encoder."""
+
+    n_features: int = 120  # F per frame: 40 MFCC x [static, delta, delta-delta]
+    hidden: int = 256  # U: LSTM state size per direction (paper: 1024)
+    layers: int = 2  # stacked bidirectional LSTM layers
+    dropout: float = 0.2  # between LSTM layers and on the pooled vector
+    pooling: str = "mean+last"  # 'mean' over valid frames (2U), 'last' final fwd+bwd states (2U), or both (4U)
+    input_norm: str = "affine"  # 'affine' learned per-feature scale/shift (identity at start), 'layernorm', 'none'
+
+    def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.input_norm not in INPUT_NORMS:
+            raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {self.input_norm!r}")
+
+    @property
+    def output_dim(self) -> int:
+        """D of the utterance vector."""
+        return (4 if self.pooling == "mean+last" else 2) * self.hidden
+
+
+class FeatureAffine(nn.Module):
+    """A learned per-feature scale and shift, identity at initialisation.
+
+    The front end already normalises each utterance (mean 0, variance 1 per feature); this only
+    lets training re-weight features without renormalising each frame as LayerNorm would.
+    """
+
+    def __init__(self, n_features: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(n_features))
+        self.bias = nn.Parameter(torch.zeros(n_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., F)`` -> ``(..., F)``."""
+        return x * self.weight + self.bias
+
+
+class SpeechEncoder(nn.Module):
+    """Bi-LSTM over packed MFCC sequences, pooled to one vector per utterance.
+
+    Args:
+        input_norm: applied to every frame before the LSTM.
+        lstm: a bidirectional, ``batch_first`` LSTM.
+        pooling: one of ``POOLINGS``.
+        dropout: applied to the pooled vector.
+    """
+
+    def __init__(self, input_norm: nn.Module, lstm: nn.LSTM, pooling: str, dropout: nn.Module) -> None:
+        super().__init__()
+        if not (lstm.bidirectional and lstm.batch_first):
+            raise ValueError("the speech encoder needs a bidirectional, batch_first LSTM")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.input_norm = input_norm
+        self.lstm = lstm
+        self.pooling = pooling
+        self.dropout = dropout
+
+    @property
+    def output_dim(self) -> int:
+        """D of :meth:`forward`'s output."""
+        return (4 if self.pooling == "mean+last" else 2) * self.lstm.hidden_size
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Encode a padded batch of MFCC sequences.
+
+        Args:
+            feats: ``(B, L, F)`` features, zero-padded after each sequence's length.
+            lengths: ``(B,)`` int64 valid frames per sequence, each in ``[1, L]``.
+
+        Returns:
+            ``(B, output_dim)`` utterance vectors; frames past ``lengths`` have no influence.
+        """
+        if feats.ndim != 3 or lengths.shape != feats.shape[:1]:
+            raise ValueError(
+                f"expected feats (B, L, F) and lengths (B,), got {tuple(feats.shape)} and {tuple(lengths.shape)}"
+            )
+        lengths = lengths.to("cpu", torch.int64)  # pack_padded_sequence wants lengths on the CPU
+        if len(lengths) and (int(lengths.min()) < 1 or int(lengths.max()) > feats.shape[1]):
+            raise ValueError(f"lengths must lie in [1, {feats.shape[1]}], got {lengths.tolist()}")
+        packed = pack_padded_sequence(self.input_norm(feats), lengths, batch_first=True, enforce_sorted=False)
+        out, (h_n, _) = self.lstm(packed)
+        parts = []
+        if self.pooling in ("mean", "mean+last"):
+            padded, _ = pad_packed_sequence(out, batch_first=True)  # zeros past each length
+            parts.append(padded.sum(dim=1) / lengths.to(padded.device, padded.dtype).unsqueeze(1))
+        if self.pooling in ("last", "mean+last"):
+            # h_n is (layers * 2, B, U), already back in the batch's order; the top layer's
+            # forward state has read the whole sequence, the backward one too (from the end).
+            parts.append(torch.cat([h_n[-2], h_n[-1]], dim=1))
+        return self.dropout(torch.cat(parts, dim=1))
+
+
+def _create_input_norm(cfg: SpeechEncoderConfig) -> nn.Module:
+    if cfg.input_norm == "affine":
+        return FeatureAffine(cfg.n_features)
+    if cfg.input_norm == "layernorm":
+        return nn.LayerNorm(cfg.n_features)
+    return nn.Identity()
+
+
+def create_speech_encoder(cfg: SpeechEncoderConfig) -> SpeechEncoder:
+    """Build the Bi-LSTM speech encoder described by ``cfg``."""
+    lstm = nn.LSTM(
+        input_size=cfg.n_features,
+        hidden_size=cfg.hidden,
+        num_layers=cfg.layers,
+        batch_first=True,
+        bidirectional=True,
+        dropout=cfg.dropout if cfg.layers > 1 else 0.0,
+    )
+    return SpeechEncoder(_create_input_norm(cfg), lstm, cfg.pooling, nn.Dropout(cfg.dropout))
