@@ -33,6 +33,10 @@ class FeatureMemoryBank(nn.Module):
         hits: ``(X,)`` int64, samples the slot has absorbed (1 on write, +1 per average).
         updated: ``(X,)`` int64, value of ``step`` at the slot's last write (0: never).
         step: ``()`` int64, writes so far (each append, average or replace is one).
+        center: ``(D,)`` subtracted from features and slots before every cosine (zero at the
+            start; training sets it to the mean training feature). Raw encoder features share
+            a large common component (I3D's are non-negative after ReLU, so unrelated clips have
+            cosines near 0.9); without it every slot would look like every sample.
 
     Args:
         dim: D, width of the features.
@@ -48,6 +52,7 @@ class FeatureMemoryBank(nn.Module):
         self.register_buffer("hits", torch.zeros(capacity, dtype=torch.int64))
         self.register_buffer("updated", torch.zeros(capacity, dtype=torch.int64))
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("center", torch.zeros(dim))
 
     @property
     def capacity(self) -> int:
@@ -73,7 +78,8 @@ class FeatureMemoryBank(nn.Module):
         Returns:
             ``(B, X)`` cosines; 0 for unused slots.
         """
-        sims = F.normalize(x, dim=1) @ F.normalize(self.slots.to(x.dtype), dim=1).T
+        center = self.center.to(x.dtype)
+        sims = F.normalize(x - center, dim=1) @ F.normalize(self.slots.to(x.dtype) - center, dim=1).T
         return sims * self.used.to(sims.dtype)
 
     def free_slot(self) -> int | None:
@@ -119,7 +125,7 @@ class FeatureMemoryBank(nn.Module):
     @torch.no_grad()
     def clear(self) -> None:
         """Forget everything (the paper's zero initialisation)."""
-        for buf in (self.slots, self.used, self.hits, self.updated, self.step):
+        for buf in (self.slots, self.used, self.hits, self.updated, self.step):  # not the center: it is calibration
             buf.zero_()
 
 

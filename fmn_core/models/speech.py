@@ -28,8 +28,13 @@ class SpeechEncoderConfig:
     dropout: float = 0.2  # between LSTM layers and on the pooled vector
     pooling: str = "mean+last"  # 'mean' over valid frames (2U), 'last' final fwd+bwd states (2U), or both (4U)
     input_norm: str = "affine"  # 'affine' learned per-feature scale/shift (identity at start), 'layernorm', 'none'
+    # Consecutive frames joined into one LSTM step: k times fewer steps (the LSTM's cost), the
+    # same information; 10 ms MFCC frames are finer than the words the encoder has to tell apart.
+    frame_stack: int = 1
 
     def __post_init__(self) -> None:
+        if self.frame_stack < 1:
+            raise ValueError(f"frame_stack must be at least 1, got {self.frame_stack}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.input_norm not in INPUT_NORMS:
@@ -68,7 +73,9 @@ class SpeechEncoder(nn.Module):
         dropout: applied to the pooled vector.
     """
 
-    def __init__(self, input_norm: nn.Module, lstm: nn.LSTM, pooling: str, dropout: nn.Module) -> None:
+    def __init__(
+        self, input_norm: nn.Module, lstm: nn.LSTM, pooling: str, dropout: nn.Module, frame_stack: int = 1
+    ) -> None:
         super().__init__()
         if not (lstm.bidirectional and lstm.batch_first):
             raise ValueError("the speech encoder needs a bidirectional, batch_first LSTM")
@@ -78,6 +85,7 @@ class SpeechEncoder(nn.Module):
         self.lstm = lstm
         self.pooling = pooling
         self.dropout = dropout
+        self.frame_stack = frame_stack
 
     @property
     def output_dim(self) -> int:
@@ -101,7 +109,11 @@ class SpeechEncoder(nn.Module):
         lengths = lengths.to("cpu", torch.int64)  # pack_padded_sequence wants lengths on the CPU
         if len(lengths) and (int(lengths.min()) < 1 or int(lengths.max()) > feats.shape[1]):
             raise ValueError(f"lengths must lie in [1, {feats.shape[1]}], got {lengths.tolist()}")
-        packed = pack_padded_sequence(self.input_norm(feats), lengths, batch_first=True, enforce_sorted=False)
+        feats = self.input_norm(feats)
+        if self.frame_stack > 1:
+            valid = torch.arange(feats.shape[1], device=feats.device)[None, :] < lengths.to(feats.device)[:, None]
+            feats, lengths = stack_frames(feats * valid.unsqueeze(-1), lengths, self.frame_stack)
+        packed = pack_padded_sequence(feats, lengths, batch_first=True, enforce_sorted=False)
         out, (h_n, _) = self.lstm(packed)
         parts = []
         if self.pooling in ("mean", "mean+last"):
@@ -112,6 +124,20 @@ class SpeechEncoder(nn.Module):
             # forward state has read the whole sequence, the backward one too (from the end).
             parts.append(torch.cat([h_n[-2], h_n[-1]], dim=1))
         return self.dropout(torch.cat(parts, dim=1))
+
+
+def stack_frames(feats: torch.Tensor, lengths: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Join every k consecutive frames: ``(B, L, F)`` -> ``(B, ceil(L / k), k F)``, lengths rounded up.
+
+    Frames past each length must be zero, so a partly valid last group holds zeros after its
+    real frames whatever the batch's padding.
+    """
+    b, length, f = feats.shape
+    pad = (-length) % k
+    if pad:
+        feats = torch.nn.functional.pad(feats, (0, 0, 0, pad))
+    steps = (length + pad) // k
+    return feats.reshape(b, steps, k * f), (lengths + k - 1) // k
 
 
 def _create_input_norm(cfg: SpeechEncoderConfig) -> nn.Module:
@@ -125,11 +151,11 @@ def _create_input_norm(cfg: SpeechEncoderConfig) -> nn.Module:
 def create_speech_encoder(cfg: SpeechEncoderConfig) -> SpeechEncoder:
     """Build the Bi-LSTM speech encoder described by ``cfg``."""
     lstm = nn.LSTM(
-        input_size=cfg.n_features,
+        input_size=cfg.n_features * cfg.frame_stack,
         hidden_size=cfg.hidden,
         num_layers=cfg.layers,
         batch_first=True,
         bidirectional=True,
         dropout=cfg.dropout if cfg.layers > 1 else 0.0,
     )
-    return SpeechEncoder(_create_input_norm(cfg), lstm, cfg.pooling, nn.Dropout(cfg.dropout))
+    return SpeechEncoder(_create_input_norm(cfg), lstm, cfg.pooling, nn.Dropout(cfg.dropout), cfg.frame_stack)

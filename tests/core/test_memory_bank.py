@@ -37,8 +37,19 @@ def test_bank_state_is_buffers_only() -> None:
     memory = _memory()
     assert list(memory.parameters()) == []
     assert {name for name, _ in memory.named_buffers()} == {
-        f"{bank}.{buf}" for bank in ("video", "speech") for buf in ("slots", "used", "hits", "updated", "step")
+        f"{bank}.{buf}" for bank in ("video", "speech") for buf in ("slots", "used", "hits", "updated", "step", "center")
     }
+
+
+def test_center_is_subtracted_before_the_cosine() -> None:
+    bank = FeatureMemoryBank(dim=2, capacity=2)
+    bank.write(0, torch.tensor([1.0, 0.9]))
+    bank.center.copy_(torch.tensor([0.0, 1.0]))  # a shared component every feature carries
+    m = bank.memory_vector(torch.tensor([[1.0, 1.1], [-1.0, 1.1]]))
+    # Without the center both samples would look alike to the slot (cosines 0.99 and 0.05 vs ...);
+    # with it, the first points the slot's way and the second the opposite way.
+    assert m[0, 0] > 0.9 and m[1, 0] < -0.9
+    assert m[0, 1] == 0.0
 
 
 def test_memory_vector_is_cosine_and_zero_for_unused_slots() -> None:

@@ -1,0 +1,229 @@
+"""A trained FMN ready for use: load a model folder, turn media files into features, score them.
+
+Evaluation, the library index, search and the application all go through :class:`FMNModel`, so
+a file is decoded and encoded the same way everywhere. A model folder holds
+``model.safetensors`` (weights, memory banks, config, front-end settings, class names) and a
+``MODEL_CARD.md``; :func:`resolve_model_path` accepts the folder or the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fmn_core.errors import FmnError
+from fmn_core.features.audio import SpeechFrontEndConfig, collate_speech, mfcc, prepare_wave, speech_features
+from fmn_core.features.video import VideoFrontEndConfig, load_clip
+from fmn_core.models.checkpoint import load_checkpoint, save_checkpoint
+from fmn_core.models.fmn import FeatureMemoryNetwork, FMNConfig, ScoreOutput
+
+CHECKPOINT_NAME = "model.safetensors"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "fmn-cooking-v1"  # the shipped model (see its MODEL_CARD.md)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'.
+
+    Raises:
+        FmnError: CUDA asked for but not usable here.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise FmnError(f"unknown device {name!r}; use auto, cpu or cuda") from e
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FmnError(
+            "--device cuda: no CUDA GPU is usable here (torch.cuda.is_available() is False); use --device cpu"
+        )
+    return device
+
+
+def resolve_model_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The checkpoint file of a model folder or file; the shipped model when ``path`` is None.
+
+    Raises:
+        FmnError: nothing there.
+    """
+    p = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    if p.is_dir():
+        p = p / CHECKPOINT_NAME
+    if not p.is_file():
+        hint = " (the shipped model is missing: is this a complete checkout?)" if path is None else ""
+        raise FmnError(f"no model at {p}{hint}")
+    return p
+
+
+@dataclass
+class FMNModel:
+    """A network with the front ends it was trained with.
+
+    Attributes:
+        net: the Feature Memory Network (eval mode).
+        cfg: its config.
+        video_frontend: how clips are sampled and resized for its I3D.
+        speech_frontend: how audio becomes MFCC sequences for its Bi-LSTM.
+        class_names: the labels it was trained on (informative: retrieval works on any label).
+        extra: everything else its checkpoint carries (training details, validation metrics).
+        path: where it was loaded from (None when built in memory).
+    """
+
+    net: FeatureMemoryNetwork
+    cfg: FMNConfig
+    video_frontend: VideoFrontEndConfig = field(default_factory=VideoFrontEndConfig)
+    speech_frontend: SpeechFrontEndConfig = field(default_factory=SpeechFrontEndConfig)
+    class_names: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> FMNModel:
+        """Load a model folder or checkpoint file (the shipped model when None).
+
+        Raises:
+            FmnError: no model there; CheckpointError (an FmnError) for a damaged, unsafe or
+                mismatched checkpoint.
+        """
+        file = resolve_model_path(path)
+        device = resolve_device(device) if isinstance(device, str) else device
+        net, cfg, extra = load_checkpoint(file, map_location=device)
+        extra = dict(extra)
+        try:
+            video_fe = VideoFrontEndConfig(**extra.pop("video_frontend", {}))
+            speech_fe = SpeechFrontEndConfig(**extra.pop("speech_frontend", {}))
+        except TypeError as e:
+            raise FmnError(f"{file}: front-end settings from another version of FMN Studio: {e}") from e
+        return cls(net, cfg, video_fe, speech_fe, list(extra.pop("class_names", [])), extra, file)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the checkpoint (into ``path/model.safetensors`` when ``path`` is a folder or has no suffix)."""
+        p = Path(path)
+        if p.suffix != ".safetensors":
+            p = p / CHECKPOINT_NAME
+        extra = {
+            **self.extra,
+            "class_names": self.class_names,
+            "video_frontend": dataclasses.asdict(self.video_frontend),
+            "speech_frontend": dataclasses.asdict(self.speech_frontend),
+        }
+        return save_checkpoint(p, self.net, self.cfg, extra)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network's weights are."""
+        return next(self.net.parameters()).device
+
+    @property
+    def name(self) -> str:
+        """A short name for status lines: the model folder's name."""
+        if self.path is None:
+            return "(in memory)"
+        return self.path.parent.name if self.path.name == CHECKPOINT_NAME else self.path.stem
+
+    # -- raw features -------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def video_raw_from_clips(self, clips: torch.Tensor, batch_size: int = 16) -> torch.Tensor:
+        """Raw I3D features ``(N, Dv)`` of normalised clips ``(N, 3, T, S, S)``, on the CPU."""
+        self.net.eval()
+        out = [
+            self.net.video_features(clips[i : i + batch_size].to(self.device)).float().cpu()
+            for i in range(0, len(clips), batch_size)
+        ]
+        return torch.cat(out) if out else torch.zeros(0, self.cfg.video.feature_dim)
+
+    def video_raw(self, path: str | os.PathLike[str]) -> torch.Tensor:
+        """Raw features ``(Dv,)`` of one video file.
+
+        Raises:
+            MediaError: the file is missing, empty, corrupt or not a video.
+        """
+        return self.video_raw_from_clips(load_clip(path, self.video_frontend)[None])[0]
+
+    @torch.no_grad()
+    def speech_raw_from_mfcc(self, sequences: Sequence[torch.Tensor], batch_size: int = 64) -> torch.Tensor:
+        """Raw Bi-LSTM features ``(N, Da)`` of ``(L_i, F)`` MFCC sequences, on the CPU."""
+        self.net.eval()
+        out = []
+        # Similar lengths share a batch, so little time goes into padding.
+        order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            feats, lengths = collate_speech([sequences[j] for j in idx])
+            out.append((idx, self.net.speech_features(feats.to(self.device), lengths).float().cpu()))
+        result = torch.zeros(len(sequences), self.cfg.speech.output_dim)
+        for idx, feats in out:
+            result[idx] = feats
+        return result
+
+    def speech_raw(self, path: str | os.PathLike[str]) -> torch.Tensor:
+        """Raw features ``(Da,)`` of one audio file.
+
+        Raises:
+            MediaError: missing, empty, corrupt or non-audio file, silence, or under 0.3 s of sound.
+        """
+        return self.speech_raw_from_mfcc([speech_features(path, self.speech_frontend)])[0]
+
+    def speech_raw_from_wave(self, wave: np.ndarray, name: str = "the recording") -> torch.Tensor:
+        """Raw features ``(Da,)`` of 16 kHz mono float samples (a microphone recording).
+
+        Raises:
+            MediaError: silence, or under 0.3 s of sound.
+        """
+        return self.speech_raw_from_mfcc([mfcc(prepare_wave(wave, self.speech_frontend, name), self.speech_frontend)])[
+            0
+        ]
+
+    # -- common space and scores --------------------------------------------------------------
+
+    @torch.no_grad()
+    def embed_video(self, v_raw: torch.Tensor) -> torch.Tensor:
+        """Normalised common-space vectors ``(N, E)`` of raw video features ``(N, Dv)``."""
+        return self.net.project_video(v_raw.to(self.device)).float().cpu()
+
+    @torch.no_grad()
+    def embed_speech(self, a_raw: torch.Tensor) -> torch.Tensor:
+        """Normalised common-space vectors ``(N, E)`` of raw speech features ``(N, Da)``."""
+        return self.net.project_speech(a_raw.to(self.device)).float().cpu()
+
+    @torch.no_grad()
+    def score_pairwise(self, v_raw: torch.Tensor, a_raw: torch.Tensor) -> ScoreOutput:
+        """S, S1, memory score and slot of every (video, speech) pair: ``(N, M)`` tensors on the CPU."""
+        self.net.eval()
+        out = self.net.score_pairwise(v_raw.to(self.device), a_raw.to(self.device))
+        return ScoreOutput(
+            s=out.s.cpu(),
+            s1=out.s1.cpu(),
+            memory=out.memory.cpu(),
+            slot=out.slot.cpu(),
+            logit=None if out.logit is None else out.logit.cpu(),
+        )
+
+    @torch.no_grad()
+    def ranking_scores(self, v_raw: torch.Tensor, a_raw: torch.Tensor) -> np.ndarray:
+        """``(N, M)`` float64 scores to rank by: the logit of S where there is one.
+
+        S is a sigmoid and saturates in float32 (many 1.0s would tie); its logit orders pairs
+        the same way without ties.
+        """
+        out = self.score_pairwise(v_raw, a_raw)
+        scores = out.logit if out.logit is not None else out.s
+        return scores.double().numpy()
+
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "DEFAULT_MODEL_DIR",
+    "FMNModel",
+    "resolve_device",
+    "resolve_model_path",
+]
