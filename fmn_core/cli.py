@@ -115,6 +115,95 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if all(c.ok for c in checks) or not args.strict else 1
 
 
+class _StageBars:
+    """progress(stage, done, total, message) drawing one tqdm bar per stage on stderr."""
+
+    def __init__(self) -> None:
+        self.stage: str | None = None
+        self.bar = None
+
+    def __call__(self, stage: str, done: int, total: int, message: str = "") -> None:
+        from tqdm import tqdm
+
+        if stage != self.stage or self.bar is None:
+            if self.bar is not None:
+                self.bar.close()
+            self.stage, self.bar = stage, tqdm(total=total, desc=stage, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+        if message:
+            self.bar.set_postfix_str(message, refresh=False)
+        if done >= total:
+            self.bar.close()
+            self.bar = None
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from fmn_core.inference import resolve_device
+    from fmn_core.models.i3d import I3D_FULL
+    from fmn_core.training.fmn_stage import FMNStageConfig
+    from fmn_core.training.train import TrainConfig, train
+    from fmn_core.training.video_stage import VideoStageConfig
+
+    device = resolve_device(args.device)
+    cfg = TrainConfig(
+        video_stage=VideoStageConfig(epochs=args.video_epochs),
+        fmn_stage=FMNStageConfig(epochs=args.epochs),
+        seed=args.seed,
+    )
+    if args.i3d == "full":
+        cfg = dataclasses.replace(cfg, fmn=dataclasses.replace(cfg.fmn, video=I3D_FULL))
+    print(f"training on {device}; work files in {args.out / 'work'}", file=sys.stderr)
+    report = train(args.manifest, args.out, cfg, device, args.jobs, _StageBars(), not args.no_resume, args.kinetics)
+    choice = report.memory["choice"]
+    print(f"wrote {args.out}/model.safetensors ({report.counts['classes']} classes)")
+    print(
+        f"validation chose S = {choice['combination']} with T1 = {choice['t1']}, T2 = {choice['t2']} "
+        f"(val mAP {choice['val_value']:.3f})"
+    )
+    print("time: " + ", ".join(f"{k} {v:.0f} s" for k, v in report.seconds.items()))
+    if report.failures:
+        print(f"{len(report.failures)} rows could not be used:")
+        for f in report.failures:
+            print(f"  {f.id}: {f.reason}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from fmn_core.eval.evaluate import evaluate
+    from fmn_core.inference import FMNModel
+
+    model = FMNModel.load(args.model, args.device)
+    baselines = [b for b in args.baselines.split(",") if b] if args.baselines else []
+    bars = _StageBars()
+    report = evaluate(
+        model, args.manifest, args.split, baselines, ablations=bool(baselines) or args.ablations, jobs=args.jobs,
+        progress=lambda what, done, total: bars(what, done, total),
+    )  # fmt: skip
+    print(f"{model.name} on {args.manifest}, split {args.split}: {report.counts}")
+    shared = report.voices["shared"]
+    print(
+        f"voices: {report.voices['evaluated_speakers']} speakers evaluated, "
+        + (f"{len(shared)} also in training: {', '.join(shared)}" if shared else "none of them heard in training")
+    )
+    for scope in report.scopes():
+        print(f"\n[{scope}]")
+        print(report.table(scope))
+    if report.failures:
+        print(f"\n{len(report.failures)} rows could not be used:")
+        for f in report.failures:
+            print(f"  {f.id}: {f.reason}")
+    if args.json:
+        report.write_json(args.json)
+        print(f"wrote {args.json}")
+    if args.plot:
+        from fmn_core.eval.plot import recall_plot
+
+        print(f"wrote {recall_plot(report, args.plot)}")
+    return 0
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         width, height = (int(x) for x in text.lower().split("x"))
@@ -194,6 +283,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--strict", action="store_true", help="exit 1 if anything is missing")
     p.set_defaults(func=_cmd_doctor)
+
+    p = sub.add_parser(
+        "train",
+        help="train a Feature Memory Network on a manifest",
+        description="Stage 1 trains the I3D on the training videos, stage 2 the speech branch, heads and "
+        "memory banks; the validation split chooses epochs, T1, T2 and the score combination. "
+        "Stopped runs resume from OUT/work.",
+    )
+    p.add_argument("--manifest", type=Path, required=True, help="manifest with train/val/test splits")
+    p.add_argument("--out", type=Path, required=True, help="model folder to write")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--video-epochs", type=int, default=20, help="stage-1 epochs (I3D)")
+    p.add_argument("--epochs", type=int, default=30, help="stage-2 epochs (speech encoder, heads)")
+    p.add_argument("--i3d", choices=("compact", "full"), default="compact", help="I3D size (full: 2048-d, i3d_r50)")
+    p.add_argument("--kinetics", type=Path, help="Kinetics I3D_8x8_R50 weights to fine-tune (with --i3d full)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
+    p.add_argument("--jobs", type=int, default=None, help="decoding processes (default: all cores)")
+    p.add_argument("--no-resume", action="store_true", help="ignore work checkpoints in OUT/work")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "eval",
+        help="measure retrieval in both directions on a split",
+        description="R@1/5/10/25, mAP and median rank, speech->video and video->speech, over all speech "
+        "and per language, with the random-ranking figures.",
+    )
+    p.add_argument("--model", type=Path, default=None, help="model folder or file (default: the shipped model)")
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--split", default="test", help="split to evaluate (default test)")
+    p.add_argument(
+        "--baselines",
+        nargs="?",
+        const="cca,kcca,dcca,infonce",
+        default="",
+        help="add baselines fitted on the train split (default set: cca,kcca,dcca,infonce) and the FMN ablations",
+    )
+    p.add_argument("--ablations", action="store_true", help="add the FMN ablations (no memory, paper readings)")
+    p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="also draw R@k against k for every method")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--jobs", type=int, default=None, help="decoding processes (default: all cores)")
+    p.set_defaults(func=_cmd_eval)
+    from fmn_core.index.cli import register as register_index_commands  # light: imports nothing heavy
+
+    register_index_commands(sub)  # index, search, bench
     return parser
 
 

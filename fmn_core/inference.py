@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from fmn_core.errors import FmnError
+from fmn_core.eval.scoring import pair_scores
 from fmn_core.features.audio import SpeechFrontEndConfig, collate_speech, mfcc, prepare_wave, speech_features
 from fmn_core.features.video import VideoFrontEndConfig, load_clip
 from fmn_core.models.checkpoint import load_checkpoint, save_checkpoint
@@ -79,11 +80,17 @@ class FMNModel:
 
     net: FeatureMemoryNetwork
     cfg: FMNConfig
-    video_frontend: VideoFrontEndConfig = field(default_factory=VideoFrontEndConfig)
+    video_frontend: VideoFrontEndConfig | None = None  # None: the I3D's own input frames and size
     speech_frontend: SpeechFrontEndConfig = field(default_factory=SpeechFrontEndConfig)
     class_names: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.video_frontend is None:
+            self.video_frontend = VideoFrontEndConfig(
+                frames=self.cfg.video.input_frames, size=self.cfg.video.input_size
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> FMNModel:
@@ -208,16 +215,9 @@ class FMNModel:
             logit=None if out.logit is None else out.logit.cpu(),
         )
 
-    @torch.no_grad()
     def ranking_scores(self, v_raw: torch.Tensor, a_raw: torch.Tensor) -> np.ndarray:
-        """``(N, M)`` float64 scores to rank by: the logit of S where there is one.
-
-        S is a sigmoid and saturates in float32 (many 1.0s would tie); its logit orders pairs
-        the same way without ties.
-        """
-        out = self.score_pairwise(v_raw, a_raw)
-        scores = out.logit if out.logit is not None else out.s
-        return scores.double().numpy()
+        """``(N, M)`` float64 scores to rank by (the logit of S where there is one; see ``eval.scoring``)."""
+        return pair_scores(self.net, v_raw, a_raw)
 
 
 __all__ = [

@@ -7,8 +7,10 @@ inflated conv_a kernels per stage), in two sizes:
 
 - ``I3D_FULL``: stem 64, 8 x 224² clips, 2048-d features; loads a user's Kinetics checkpoint in
   pytorchvideo's ``I3D_8x8_R50`` layout (:func:`load_kinetics_i3d`).
-- ``I3D_COMPACT``: stem 16, 16 x 112² clips, 512-d features, about 1.7 M parameters; trains on
-  a 2-core CPU (DESIGN §2.1).
+- ``I3D_COMPACT``: stem 16, 8 x 96² clips, 512-d features, about 1.7 M parameters; trains on
+  a 2-core CPU (DESIGN §2.1). 8 x 96² costs about a third of 16 x 112² per clip, and learning
+  from scratch here is bound by how many epochs fit in the time budget, not by the input's
+  detail (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class I3DConfig:
 
 
 I3D_FULL = I3DConfig(stem_dim_out=64, input_frames=8, input_size=224)
-I3D_COMPACT = I3DConfig(stem_dim_out=16, input_frames=16, input_size=112)
+I3D_COMPACT = I3DConfig(stem_dim_out=16, input_frames=8, input_size=96)
 
 
 class VideoEncoder(nn.Module):

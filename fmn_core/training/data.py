@@ -6,6 +6,7 @@ the end of the run.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from fmn_core.features.audio import SpeechFrontEndConfig, speech_features
+from fmn_core.features.audio import SpeechFrontEndConfig, mfcc, prepare_wave, speech_features
 from fmn_core.features.video import VideoFrontEndConfig, decode_clip
 from fmn_core.manifest import Manifest, ManifestRow
+from fmn_core.media.audio_io import SAMPLE_RATE, load_audio, resample
 from fmn_core.media.errors import MediaError
 
 Progress = Callable[[int, int], None]
@@ -35,7 +37,7 @@ class Decoded:
     """Tensors for the rows that decoded, in manifest order, and the rows that did not."""
 
     rows: list[ManifestRow]
-    items: list[torch.Tensor]
+    items: list  # one tensor per row (a list of tensors per row for speed-perturbed speech)
     failures: list[Failure]
 
 
@@ -46,9 +48,19 @@ def _video_job(path: str, cfg: VideoFrontEndConfig) -> torch.Tensor | str:
         return str(e)
 
 
-def _speech_job(path: str, cfg: SpeechFrontEndConfig) -> torch.Tensor | str:
+def _speech_job(
+    path: str, cfg: SpeechFrontEndConfig, speeds: tuple[float, ...] = ()
+) -> torch.Tensor | list[torch.Tensor] | str:
     try:
-        return speech_features(path, cfg)
+        if not speeds:
+            return speech_features(path, cfg)
+        wave = load_audio(path)
+        # Speed perturbation (Ko et al. 2015): replaying at another rate changes tempo and pitch
+        # together, a cheap stand-in for new speakers.
+        return [
+            mfcc(prepare_wave(resample(wave, round(SAMPLE_RATE * sp), SAMPLE_RATE), cfg, name=path), cfg)
+            for sp in speeds
+        ]
     except MediaError as e:
         return str(e)
 
@@ -56,8 +68,7 @@ def _speech_job(path: str, cfg: SpeechFrontEndConfig) -> torch.Tensor | str:
 def _decode(
     manifest: Manifest,
     rows: Sequence[ManifestRow],
-    job: Callable[..., torch.Tensor | str],
-    cfg: object,
+    job: Callable[[str], object],
     jobs: int | None,
     progress: Progress | None,
 ) -> Decoded:
@@ -66,7 +77,7 @@ def _decode(
     workers = jobs or os.cpu_count() or 1
     # Workers decode with one thread each; more would fight over the cores.
     with ProcessPoolExecutor(max_workers=workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        for i, result in enumerate(pool.map(job, paths, [cfg] * len(paths), chunksize=8)):
+        for i, result in enumerate(pool.map(job, paths, chunksize=8)):
             results.append(result)
             if progress:
                 progress(i + 1, len(paths))
@@ -88,7 +99,7 @@ def decode_videos(
     progress: Progress | None = None,
 ) -> Decoded:
     """Decode video rows into uint8 ``(3, T, S, S)`` clips (see ``features.video.normalize_clip``)."""
-    return _decode(manifest, rows, _video_job, cfg, jobs, progress)
+    return _decode(manifest, rows, functools.partial(_video_job, cfg=cfg), jobs, progress)
 
 
 def decode_speech(
@@ -97,6 +108,10 @@ def decode_speech(
     cfg: SpeechFrontEndConfig,
     jobs: int | None = None,
     progress: Progress | None = None,
+    speeds: tuple[float, ...] = (),
 ) -> Decoded:
-    """Compute the ``(L, F)`` MFCC sequence of every speech row."""
-    return _decode(manifest, rows, _speech_job, cfg, jobs, progress)
+    """Compute the ``(L, F)`` MFCC sequence of every speech row.
+
+    With ``speeds`` each item is instead a list of sequences, one per playback speed (1.0: as recorded).
+    """
+    return _decode(manifest, rows, functools.partial(_speech_job, cfg=cfg, speeds=tuple(speeds)), jobs, progress)

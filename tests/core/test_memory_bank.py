@@ -37,7 +37,9 @@ def test_bank_state_is_buffers_only() -> None:
     memory = _memory()
     assert list(memory.parameters()) == []
     assert {name for name, _ in memory.named_buffers()} == {
-        f"{bank}.{buf}" for bank in ("video", "speech") for buf in ("slots", "used", "hits", "updated", "step", "center")
+        f"{bank}.{buf}"
+        for bank in ("video", "speech")
+        for buf in ("slots", "used", "hits", "updated", "step", "center")
     }
 
 

@@ -1,0 +1,320 @@
+"""SearchSession: the window's one way into the core's Retriever, every call made on a worker thread.
+
+The session opens (indexes) a library, turns files, recordings and library items into queries,
+searches, confirms matches and undoes them. It computes nothing itself: it calls
+:class:`fmn_core.index.retriever.Retriever` and hands the results back by signal. Calls go
+through a pool of one thread, so they run one at a time and in the order they were asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+from app.labels import class_title
+from app.workers import Worker, WorkerPool
+from fmn_core.errors import FmnError
+
+if TYPE_CHECKING:
+    from fmn_core.index.retriever import BankUpdate, Query, Retriever, SearchResult, SlotInfo
+
+log = logging.getLogger(__name__)
+
+BANKS = ("video", "speech")
+
+
+@dataclass(frozen=True)
+class BankSnapshot:
+    """One memory bank as the inspector shows it."""
+
+    bank: str  # 'video' or 'speech'
+    slots: list[SlotInfo]
+    similarity: np.ndarray  # (X, X) slot-by-slot cosine
+    thumbnails: dict[str, np.ndarray]  # source id -> RGB thumbnail (video sources)
+    texts: dict[str, str]  # source id -> transcript, class name or description
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """What a search hands back to the window."""
+
+    result: SearchResult
+    caption: str  # what the query was, in words
+    previews: dict[str, np.ndarray]  # item id -> thumbnail (H, W, 3) or waveform peaks (N,)
+    seconds: float = 0.0  # the whole job: decoding, encoding and ranking
+    query_preview: np.ndarray | None = None  # the query's own thumbnail or waveform peaks, when new
+    banks: tuple[BankSnapshot, BankSnapshot] | None = None  # set when the banks changed
+    updates: list[BankUpdate] = field(default_factory=list)  # the change that was made, if any
+
+
+class SearchSession(QObject):
+    """Opens a library and runs queries against it, off the UI thread.
+
+    Signals:
+        busy(str): a job started: 'indexing', 'query', 'confirm' or 'undo'.
+        idle(): the job finished (successfully or not).
+        progress(int, int): indexing progress (done, total).
+        opened(object): the Retriever, ready to search.
+        ranked(object): a :class:`Ranking`.
+        banksChanged(object, object, object): video and speech :class:`BankSnapshot` and the updates made.
+        failed(str): a message for the user; the session keeps working.
+    """
+
+    busy = Signal(str)
+    idle = Signal()
+    progress = Signal(int, int)
+    opened = Signal(object)
+    ranked = Signal(object)
+    banksChanged = Signal(object, object, object)
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.workers = WorkerPool(1, self)
+        self.retriever: Retriever | None = None
+        self.last: SearchResult | None = None
+        self.last_caption = ""
+        self._opening: Worker | None = None
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def open(self, library: Path, model: Path | None = None, device: str = "cpu", jobs: int | None = None) -> None:
+        """Open (and index) a library with a model (None: the shipped one); emits opened or failed."""
+        old, self.retriever, self.last = self.retriever, None, None
+        worker = Worker(_open, old, library, model, device, jobs, wants=("progress", "cancel"))
+        worker.signals.progress.connect(self.progress)
+        worker.signals.result.connect(self._on_opened)
+        self._opening = worker
+        self._run(worker, "indexing")
+
+    def cancel(self) -> None:
+        """Stop indexing: the library opens with the items finished so far."""
+        if self._opening is not None:
+            self._opening.cancel()
+
+    @property
+    def indexing(self) -> bool:
+        return self._opening is not None
+
+    def _on_opened(self, retriever: Retriever) -> None:
+        self.retriever = retriever
+        self.opened.emit(retriever)
+        self._refresh_banks([])
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def search_file(self, path: Path) -> None:
+        """Search with an audio or video file."""
+        self._search(lambda r: r.query_from_file(path), path.name, lambda r, q: _file_preview(path, q.modality))
+
+    def search_wave(self, wave: np.ndarray, sample_rate: int = 16000) -> None:
+        """Search with a recording (float samples); the window already shows its wave."""
+        self._search(lambda r: r.query_from_wave(wave, sample_rate), "recording", None)
+
+    def search_item(self, item_id: str, caption: str = "") -> None:
+        """Search with an item of the library."""
+        caption = caption or f"library item {item_id}"
+        self._search(lambda r: r.query_from_item(item_id), caption, lambda r, q: _item_preview(r, item_id))
+
+    def _search(self, make_query: Any, caption: str, preview: Any) -> None:
+        retriever = self._ready()
+        if retriever is None:
+            return
+        self._run(Worker(_search, retriever, make_query, caption, preview), "query", self._on_ranked)
+
+    def _on_ranked(self, ranking: Ranking) -> None:
+        self.last, self.last_caption = ranking.result, ranking.caption
+        if ranking.banks is not None:
+            self.banksChanged.emit(*ranking.banks, ranking.updates)
+        self.ranked.emit(ranking)
+
+    # -- the memory banks ---------------------------------------------------------------------
+
+    def confirm(self, item_id: str) -> None:
+        """Tell the memory that ``item_id`` matches the last query; the results are ranked again."""
+        retriever = self._ready()
+        if retriever is None:
+            return
+        if self.last is None:
+            self.failed.emit("Nothing to confirm: run a query first.")
+            return
+        self._run(Worker(_confirm, retriever, self.last.query, item_id, self.last_caption), "confirm", self._on_ranked)
+
+    def undo(self) -> None:
+        """Undo the last change to the banks (and rank the last query again)."""
+        retriever = self._ready()
+        if retriever is None:
+            return
+        query = self.last.query if self.last else None
+        self._run(Worker(_undo, retriever, query, self.last_caption), "undo", self._on_undone)
+
+    def _on_undone(self, outcome: tuple[bool, Ranking | None, tuple[BankSnapshot, BankSnapshot]]) -> None:
+        undone, ranking, banks = outcome
+        if not undone:
+            self.failed.emit("Nothing to undo.")
+            return
+        self.banksChanged.emit(*banks, [])
+        if ranking is not None:
+            self._on_ranked(ranking)
+
+    def _refresh_banks(self, updates: list[BankUpdate]) -> None:
+        if self.retriever is not None:
+            worker = Worker(_banks, self.retriever)
+            worker.signals.result.connect(lambda banks: self.banksChanged.emit(*banks, updates))
+            self._run(worker, "banks")
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _ready(self) -> Retriever | None:
+        if self.retriever is None:
+            self.failed.emit(
+                "The library is still being indexed; try again when it is done."
+                if self.indexing
+                else "No library is open with a model: open one first (File ▸ Open library…)."
+            )
+        return self.retriever
+
+    def _run(self, worker: Worker, kind: str, on_result: Any = None) -> None:
+        if on_result is not None:
+            worker.signals.result.connect(on_result)
+        worker.signals.started.connect(lambda: self.busy.emit(kind))
+        worker.signals.errored.connect(self._on_error)
+        worker.signals.finished.connect(lambda: self._finished(worker))
+        self.workers.start(worker)
+
+    def _finished(self, worker: Worker) -> None:
+        if worker is self._opening:
+            self._opening = None
+        self.idle.emit()
+
+    def _on_error(self, error: BaseException) -> None:
+        self.failed.emit(str(error) if isinstance(error, FmnError) else f"Unexpected error: {error!r} (see the log)")
+
+    def shutdown(self) -> None:
+        """Cancel what runs, wait for it, and close the library's index."""
+        self.cancel()
+        self.workers.shutdown()
+        if self.retriever is not None:
+            self.retriever.close()
+            self.retriever = None
+
+
+# -- the jobs (pool thread: no Qt widgets here) -------------------------------------------------
+
+
+def _open(
+    old: Retriever | None, library: Path, model: Path | None, device: str, jobs: int | None, progress: Any, cancel: Any
+) -> Retriever:
+    from fmn_core.index.retriever import Retriever
+
+    if old is not None:
+        old.close()
+    return Retriever.open(library, model, progress=progress, cancel=cancel, device=device, jobs=jobs)
+
+
+def _search(retriever: Retriever, make_query: Any, caption: str, preview: Any) -> Ranking:
+    start = time.perf_counter()
+    query: Query = make_query(retriever)
+    result = retriever.search(query)
+    seconds = time.perf_counter() - start
+    query_preview = preview(retriever, query) if preview is not None else None
+    return Ranking(result, caption, _previews(retriever, result), seconds, query_preview)
+
+
+def _file_preview(path: Path, modality: str) -> np.ndarray | None:
+    """A query file's waveform peaks (speech) or first frame as RGB (video); None when it cannot be read."""
+    from app.widgets.waveform_view import wave_peaks
+    from fmn_core.media.audio_io import load_audio
+    from fmn_core.media.errors import MediaError
+    from fmn_core.media.video_io import read_frames
+
+    try:
+        if modality == "speech":
+            return wave_peaks(load_audio(path))
+        return np.ascontiguousarray(read_frames(path, max_frames=1)[0][:, :, ::-1])
+    except MediaError:
+        return None  # the query worked, so this is cosmetic
+
+
+def _item_preview(retriever: Retriever, item_id: str) -> np.ndarray | None:
+    return retriever.thumbnail(item_id) if retriever.item(item_id).modality == "video" else retriever.waveform(item_id)
+
+
+def _confirm(retriever: Retriever, query: Query, item_id: str, caption: str) -> Ranking:
+    start = time.perf_counter()
+    updates = retriever.confirm(query, item_id)
+    result = retriever.search(query)
+    seconds = time.perf_counter() - start
+    return Ranking(result, caption, _previews(retriever, result), seconds, None, _banks(retriever), updates)
+
+
+def _undo(
+    retriever: Retriever, query: Query | None, caption: str
+) -> tuple[bool, Ranking | None, tuple[BankSnapshot, BankSnapshot]]:
+    if not retriever.undo():
+        return False, None, _banks(retriever)
+    ranking = None
+    if query is not None:
+        result = retriever.search(query)
+        ranking = Ranking(result, caption, _previews(retriever, result), result.seconds)
+    return True, ranking, _banks(retriever)
+
+
+def _previews(retriever: Retriever, result: SearchResult) -> dict[str, np.ndarray]:
+    previews = {}
+    for hit in result.hits:
+        item = hit.item
+        array = retriever.thumbnail(item.id) if item.modality == "video" else retriever.waveform(item.id)
+        if array is not None:
+            previews[item.id] = array
+    return previews
+
+
+def _banks(retriever: Retriever) -> tuple[BankSnapshot, BankSnapshot]:
+    items = {it.id: it for it in retriever.items()}
+    snaps = []
+    for bank in BANKS:
+        slots = retriever.bank_slots(bank)
+        thumbnails: dict[str, np.ndarray] = {}
+        texts: dict[str, str] = {}
+        shown = []
+        for info in slots:
+            # A slot remembers a pair; each bank's table shows the half of it that bank holds.
+            own = [sid for sid in info.source_ids if _source_modality(sid, items) == bank]
+            shown.append(_with_sources(info, own))
+            for sid in own:
+                item = items.get(sid)
+                texts[sid] = (item.text or class_title(item.label) or sid) if item else _describe_source(sid)
+                if bank == "video" and item is not None and sid not in thumbnails:
+                    thumb = retriever.thumbnail(sid)
+                    if thumb is not None:
+                        thumbnails[sid] = thumb
+        snaps.append(BankSnapshot(bank, shown, retriever.bank_similarity(bank), thumbnails, texts))
+    return snaps[0], snaps[1]
+
+
+def _with_sources(info: SlotInfo, source_ids: list[str]) -> SlotInfo:
+    import dataclasses
+
+    return dataclasses.replace(info, source_ids=source_ids)
+
+
+def _source_modality(source_id: str, items: dict[str, Any]) -> str | None:
+    """Which bank a source belongs to: a library item's modality, else what the query file was."""
+    if source_id in items:
+        return items[source_id].modality
+    if source_id == "recording":
+        return "speech"
+    from fmn_core.index.indexer import modality_of
+
+    return modality_of(source_id.removeprefix("item:"))
+
+
+def _describe_source(source_id: str) -> str:
+    return "a microphone recording" if source_id == "recording" else Path(source_id).name

@@ -1,0 +1,224 @@
+"""`fmn eval`: retrieval quality of a model on a manifest split, beside its ablations, baselines and chance.
+
+Queries and gallery come only from the evaluated split (the test split by default), in both
+directions: every test speech clip queries the test videos and every test video queries the test
+speech. Relevance is label equality (DESIGN §3). Figures are given over all speech and per
+language. Baselines are fitted on the *training* split's frozen features (I3D features of the
+model's own stage 1, with time-pooled MFCC statistics or the model's own speech features) and
+scored on the same test items.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fmn_core.errors import FmnError
+from fmn_core.eval.baselines import make_baseline
+from fmn_core.eval.metrics import (
+    DEFAULT_KS,
+    RetrievalMetrics,
+    bidirectional_metrics,
+    bidirectional_random,
+    format_table,
+)
+from fmn_core.eval.scoring import pair_scores
+from fmn_core.features.video import normalize_clip
+from fmn_core.inference import FMNModel
+from fmn_core.manifest import Manifest, ManifestRow, read_manifest
+from fmn_core.splits import speaker_of
+from fmn_core.training.data import Failure, decode_speech, decode_videos
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+
+# How S is made in each FMN row: the ablations of DESIGN §2.5.
+FMN_VARIANTS = {
+    "learned": "FMN, learned S(S1, Max)",
+    "product": "FMN, paper S = S1 * Max",
+    "ratio": "FMN, paper S = S1 / Max",
+    "none": "FMN, no memory (S = S1)",
+}
+
+
+@dataclass
+class EncodedSplit:
+    """The decodable items of one split with their features."""
+
+    video_rows: list[ManifestRow]
+    v_raw: torch.Tensor  # (Nv, Dv) frozen I3D features
+    speech_rows: list[ManifestRow]
+    a_raw: torch.Tensor  # (Na, Da) the model's speech features
+    a_pooled: np.ndarray  # (Na, 2F) mean and std over time of the MFCC frames (the baselines' speech features)
+    failures: list[Failure]
+
+    @property
+    def video_labels(self) -> np.ndarray:
+        return np.array([r.label for r in self.video_rows])
+
+    @property
+    def speech_labels(self) -> np.ndarray:
+        return np.array([r.label for r in self.speech_rows])
+
+
+@dataclass
+class EvalReport:
+    """Metrics by method, then scope ('all' or a language), then direction."""
+
+    split: str
+    results: dict[str, dict[str, dict[str, RetrievalMetrics]]]
+    shipped: str  # the method the model ranks with by default
+    counts: dict[str, int]
+    voices: dict[str, Any]  # speaker overlap between the evaluated speech and the training speech
+    failures: list[Failure] = field(default_factory=list)
+
+    def table(self, scope: str = "all", fractions: bool = True) -> str:
+        """The plain-text table of one scope."""
+        rows = {m: by_scope[scope] for m, by_scope in self.results.items() if scope in by_scope}
+        return format_table(rows, fractions=fractions)
+
+    def scopes(self) -> list[str]:
+        return sorted({s for by_scope in self.results.values() for s in by_scope}, key=lambda s: (s != "all", s))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "split": self.split,
+            "shipped": self.shipped,
+            "counts": self.counts,
+            "voices": self.voices,
+            "failures": [f.__dict__ for f in self.failures],
+            "results": {
+                m: {s: {d: met.to_dict() for d, met in by_dir.items()} for s, by_dir in by_scope.items()}
+                for m, by_scope in self.results.items()
+            },
+        }
+
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
+
+
+def encode_split(
+    model: FMNModel, manifest: Manifest, split: str, jobs: int | None = None, progress: Progress | None = None
+) -> EncodedSplit:
+    """Decode and encode every video and speech row of ``split`` (unreadable rows become failures)."""
+
+    def bar(what: str) -> Callable[[int, int], None] | None:
+        return (lambda done, total: progress(what, done, total)) if progress else None
+
+    videos = decode_videos(manifest, manifest.of("video", split), model.video_frontend, jobs, bar(f"{split} videos"))
+    clips = torch.stack([normalize_clip(c) for c in videos.items]) if videos.items else torch.zeros(0)
+    v_raw = model.video_raw_from_clips(clips) if videos.items else torch.zeros(0, model.cfg.video.feature_dim)
+    speech = decode_speech(manifest, manifest.of("speech", split), model.speech_frontend, jobs, bar(f"{split} speech"))
+    a_raw = model.speech_raw_from_mfcc(speech.items)
+    pooled = (
+        np.stack([torch.cat([s.mean(0), s.std(0)]).numpy() for s in speech.items]) if speech.items else np.zeros((0, 1))
+    )
+    return EncodedSplit(videos.rows, v_raw, speech.rows, a_raw, pooled, videos.failures + speech.failures)
+
+
+def _by_scope(scores: np.ndarray, data: EncodedSplit, ks: Sequence[int]) -> dict[str, dict[str, RetrievalMetrics]]:
+    """Both directions over all speech, then over each language's speech."""
+    out = {"all": bidirectional_metrics(scores, data.video_labels, data.speech_labels, ks)}
+    langs = np.array([r.lang or "" for r in data.speech_rows])
+    for lang in sorted(set(langs.tolist()) - {""}):
+        keep = langs == lang
+        out[lang] = bidirectional_metrics(scores[:, keep], data.video_labels, data.speech_labels[keep], ks)
+    return out
+
+
+def _random_by_scope(data: EncodedSplit, ks: Sequence[int]) -> dict[str, dict[str, RetrievalMetrics]]:
+    out = {"all": bidirectional_random(data.video_labels, data.speech_labels, ks)}
+    langs = np.array([r.lang or "" for r in data.speech_rows])
+    for lang in sorted(set(langs.tolist()) - {""}):
+        out[lang] = bidirectional_random(data.video_labels, data.speech_labels[langs == lang], ks)
+    return out
+
+
+def _voice_overlap(manifest: Manifest, split: str) -> dict[str, Any]:
+    """Speakers of the evaluated speech that also speak in the training split (should be none)."""
+    train = {speaker_of(r) for r in manifest.of("speech", "train") if r.voice}
+    tested = {speaker_of(r) for r in manifest.of("speech", split) if r.voice}
+    shared = sorted(train & tested)
+    return {"evaluated_speakers": len(tested), "training_speakers": len(train), "shared": shared}
+
+
+def evaluate(
+    model: FMNModel,
+    manifest_path: str | os.PathLike[str],
+    split: str = "test",
+    baselines: Sequence[str] = (),
+    ablations: bool = False,
+    ks: Sequence[int] = DEFAULT_KS,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    seed: int = 0,
+) -> EvalReport:
+    """Evaluate ``model`` on one split of a manifest.
+
+    Args:
+        model: the model to rank with.
+        manifest_path: a manifest with a ``split`` column.
+        split: the split whose items are queries and gallery ('test': never seen in training).
+        baselines: names from ``eval.baselines.BASELINES``, fitted on the training split.
+        ablations: add the FMN's other ways of making S (no memory, the paper's two readings).
+        ks: R@k cut-offs.
+        jobs: decoding processes.
+        progress: progress(what, done, total).
+        seed: the baselines' seed.
+
+    Raises:
+        FmnError: the split has no decodable video or speech, or no label in common.
+    """
+    manifest = read_manifest(manifest_path)
+    data = encode_split(model, manifest, split, jobs, progress)
+    if not data.video_rows or not data.speech_rows:
+        raise FmnError(
+            f"{manifest_path}: split {split!r} has no decodable {'video' if not data.video_rows else 'speech'}"
+        )
+    if not set(data.video_labels.tolist()) & set(data.speech_labels.tolist()):
+        raise FmnError(f"{manifest_path}: split {split!r} shares no label between its videos and its speech")
+    shipped = FMN_VARIANTS[model.cfg.combination] + " (shipped)"
+    results: dict[str, dict[str, dict[str, RetrievalMetrics]]] = {
+        shipped: _by_scope(pair_scores(model.net, data.v_raw, data.a_raw), data, ks)
+    }
+    if ablations:
+        learned = model.extra.get("training", {}).get("memory", {}).get("learned_combiner")
+        for combination, name in FMN_VARIANTS.items():
+            if combination == model.cfg.combination or (combination == "learned" and learned is None):
+                continue
+            scores = pair_scores(model.net, data.v_raw, data.a_raw, combination, learned)
+            results[name] = _by_scope(scores, data, ks)
+    failures = list(data.failures)
+    if baselines:
+        train = encode_split(model, manifest, "train", jobs, progress)
+        failures += train.failures
+        # Two speech inputs: the front end's pooled MFCCs (nothing learned, as the paper's baselines
+        # see) and the FMN's own trained Bi-LSTM features (a stronger, more demanding comparison).
+        speech_inputs = {
+            "MFCC stats": (train.a_pooled, data.a_pooled),
+            "FMN speech features": (train.a_raw.numpy(), data.a_raw.numpy()),
+        }
+        for name in baselines:
+            for inputs, (a_train, a_test) in speech_inputs.items():
+                if progress:
+                    progress(f"baseline {name} on {inputs}", 0, 1)
+                try:
+                    baseline = make_baseline(name, seed=seed)
+                except ValueError as e:
+                    raise FmnError(str(e)) from e
+                baseline.fit(train.v_raw.numpy(), a_train, train.video_labels, train.speech_labels)
+                scores = baseline.similarity(data.v_raw.numpy(), a_test)
+                results[f"{name.upper()} (I3D + {inputs})"] = _by_scope(scores, data, ks)
+                if progress:
+                    progress(f"baseline {name} on {inputs}", 1, 1)
+    results["random ranking (expected)"] = _random_by_scope(data, ks)
+    counts = {"videos": len(data.video_rows), "speech": len(data.speech_rows), "failed": len(failures)}
+    return EvalReport(split, results, shipped, counts, _voice_overlap(manifest, split), failures)

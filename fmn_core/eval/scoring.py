@@ -1,0 +1,54 @@
+"""Scores to rank by, for any way of combining S1 and the memory (the shipped one and the ablations).
+
+Ranking uses float64 and, where the combination has one, the logit of S: S itself is a sigmoid
+and saturates in float32, so many pairs would tie at 1.0 and a pessimistic tie rule would punish
+a model for being confident.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from fmn_core.models.fmn import FeatureMemoryNetwork, ScoreCombiner
+
+
+@torch.no_grad()
+def pair_scores(
+    net: FeatureMemoryNetwork,
+    v_raw: torch.Tensor,
+    a_raw: torch.Tensor,
+    combination: str | None = None,
+    learned: Sequence[float] | None = None,
+    chunk: int = 256,
+) -> np.ndarray:
+    """``(Nv, Na)`` float64 ranking scores of every (video, speech) pair.
+
+    Args:
+        net: the network (its banks as they are).
+        v_raw: ``(Nv, Dv)`` raw video features.
+        a_raw: ``(Na, Da)`` raw speech features.
+        combination: how S is made ('learned', 'product', 'ratio', 'none'); the network's own when None.
+        learned: ``[w1, w2, b]`` of a learned combination other than the network's (for ablations).
+        chunk: rows scored at once.
+    """
+    net.eval()
+    device = next(net.parameters()).device
+    v_raw, a_raw = v_raw.to(device), a_raw.to(device)
+    s1_logit = net.fusion.pairwise_logit(net.project_video(v_raw), net.project_speech(a_raw), chunk).double()
+    memory = net.memory.max_score_pairwise(v_raw, a_raw, chunk)[0].double()
+    combiner = net.combiner
+    if combination is not None and combination != combiner.mode:
+        combiner = ScoreCombiner(combination, combiner.eps)
+        if combination == "learned":
+            if learned is None:
+                raise ValueError("a learned combination needs its weights [w1, w2, b]")
+            combiner.linear.weight.data = torch.tensor([list(learned[:2])], dtype=torch.float64)
+            combiner.linear.bias.data = torch.tensor(list(learned[2:3]), dtype=torch.float64)
+    if combiner.mode == "learned":
+        combiner = copy.deepcopy(combiner).to(device).double()  # a copy: the network's stays float32
+    s, _, logit = combiner(s1_logit, memory)
+    return (logit if logit is not None else s).cpu().numpy()

@@ -1,0 +1,238 @@
+"""The `fmn index`, `fmn search` and `fmn bench` commands. Thin: parse, call the library, print.
+
+Importing this module must stay cheap (the parser is built for every `fmn` command): the heavy
+modules are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fmn_core.index.indexer import IndexReport, Progress
+    from fmn_core.index.retriever import Retriever, SearchResult
+
+_FAILED_SHOWN = 20  # failures listed without --report
+
+
+def _progress(desc: str) -> Progress:
+    """A tqdm bar on stderr that stays silent when there is nothing to do."""
+    from fmn_core.cli import _progress_bar
+
+    bar = _progress_bar(desc, "file")
+
+    def update(done: int, total: int) -> None:
+        if total:
+            bar(done, total)
+
+    return update
+
+
+def _model_for(library: Path, model: Path | None) -> Path | None:
+    """--model, else the model the library was indexed with (when it still exists), else the shipped one.
+
+    Switching models re-encodes the library and restarts its memory banks, so a command without
+    --model keeps the library's own model rather than silently replacing it.
+    """
+    if model is not None:
+        return model
+    from fmn_core.index.retriever import recorded_model
+
+    return recorded_model(library)
+
+
+def _open(args: argparse.Namespace, library: Path) -> Retriever:
+    from fmn_core.index.retriever import Retriever
+
+    return Retriever.open(
+        library, _model_for(library, args.model), progress=_progress("index"), device=args.device, jobs=args.jobs
+    )
+
+
+def _print_failures(report_failed: list[tuple[str, str]], show_all: bool) -> None:
+    shown = report_failed if show_all else report_failed[:_FAILED_SHOWN]
+    for item_id, reason in shown:
+        print(f"  FAILED {item_id}: {reason}")
+    if len(shown) < len(report_failed):
+        print(f"  ... and {len(report_failed) - len(shown)} more (--report lists them all)")
+
+
+def _cmd_index(args: argparse.Namespace) -> int:
+    retriever = _open(args, args.library)
+    try:
+        report: IndexReport = retriever.report
+        items = retriever.items()
+        counts = {m: sum(1 for it in items if it.modality == m and it.status == "ok") for m in ("video", "speech")}
+        failed = [(it.id, it.reason or "") for it in items if it.status == "failed"]
+        where = retriever.store.folder if retriever.store is not None else "memory"
+        print(f"indexed {args.library} with model {retriever.model.name}: {report.summary()}")
+        print(f"  searchable: {counts['video']} videos, {counts['speech']} speech; index in {where}")
+        if failed:
+            print(f"  {len(failed)} file(s) could not be used:")
+            _print_failures(failed, args.report)
+        if args.report:
+            _print_label_table(items)
+    finally:
+        retriever.close()
+    return 0
+
+
+def _print_label_table(items: list[Any]) -> None:
+    rows: dict[str, list[int]] = {}
+    for it in items:
+        if it.status == "ok":
+            rows.setdefault(it.label or "(no label)", [0, 0])[0 if it.modality == "video" else 1] += 1
+    print(f"  {'label':<24} {'videos':>7} {'speech':>7}")
+    for label, (v, s) in sorted(rows.items()):
+        print(f"  {label:<24} {v:>7} {s:>7}")
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from fmn_core.index.retriever import detect_modality
+    from fmn_core.media.errors import MediaError
+
+    retriever = _open(args, args.index)
+    try:
+        if args.item is not None:
+            query = retriever.query_from_item(args.item)
+        else:
+            path, want = (args.audio, "speech") if args.audio is not None else (args.video, "video")
+            found = detect_modality(path)
+            if found != want:
+                flag = "--audio" if want == "speech" else "--video"
+                raise MediaError(f"{path}: a {found} file, but {flag} wants {'audio' if want == 'speech' else 'video'}")
+            query = retriever.query_from_file(path)
+        result = retriever.search(query, top=args.top)
+        if args.json:
+            json.dump(_result_json(retriever, result), sys.stdout, ensure_ascii=False, indent=2)
+            print()
+        else:
+            _print_result(result)
+    finally:
+        retriever.close()
+    return 0
+
+
+def _result_json(retriever: Retriever, result: SearchResult) -> dict[str, Any]:
+    q = result.query
+    return {
+        "library": str(retriever.store.library) if retriever.store is not None else None,
+        "model": retriever.model.name,
+        "query": {"modality": q.modality, "source": q.source, "item_id": q.item_id},
+        "seconds": result.seconds,
+        "memory_vector": [float(x) for x in result.memory_vector],
+        "hits": [
+            {
+                "rank": h.rank,
+                "id": h.item.id,
+                "modality": h.item.modality,
+                "path": str(h.item.path),
+                "label": h.item.label,
+                "text": h.item.text,
+                "s": h.s,
+                "s1": h.s1,
+                "memory": h.memory,
+                "slot": h.slot,
+            }
+            for h in result.hits
+        ],
+    }
+
+
+def _print_result(result: SearchResult) -> None:
+    q = result.query
+    print(f"query: {q.modality} {q.source} -> {len(result.hits)} hits in {result.seconds * 1000:.1f} ms")
+    print(f"{'rank':>4}  {'S':>7}  {'S1':>7}  {'Max':>6}  {'slot':>4}  {'id':<28} {'label':<18} text/path")
+    for h in result.hits:
+        slot = str(h.slot) if h.slot >= 0 else "-"
+        what = h.item.text or str(h.item.path)
+        print(
+            f"{h.rank:>4}  {h.s:>7.4f}  {h.s1:>7.4f}  {h.memory:>6.3f}  {slot:>4}  {h.item.id:<28} "
+            f"{h.item.label or '':<18} {what}"
+        )
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from fmn_core.index.bench import BenchConfig, run_bench
+
+    cfg = BenchConfig.quick() if args.quick else BenchConfig()
+    if args.sizes:
+        cfg = cfg.with_sizes(args.sizes)
+    result = run_bench(cfg, model=args.model, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(result.table())
+    if args.json is not None:
+        result.write_json(args.json)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _size(text: str) -> int:
+    """1000, 10k, 1M -> int."""
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:].lower(), 1)
+    try:
+        value = int(float(text[:-1] if scale > 1 else text) * scale)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 1000, 10k or 1M, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a size must be positive, got {text!r}")
+    return value
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        help="model folder or file (default: the one the library was indexed with, else the shipped model)",
+    )
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
+    p.add_argument("--jobs", type=int, default=None, help="decoding processes while indexing (default: all cores)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `index`, `search` and `bench` to the `fmn` sub-command parser."""
+    p = sub.add_parser(
+        "index",
+        help="index a library folder for search (incremental)",
+        description="Decode and encode every video and audio file of LIBRARY (its manifest.csv when present, "
+        "else every media file under it, labelled by folder). New and changed files are encoded, unchanged "
+        "ones skipped, deleted ones dropped; files that cannot be used are listed with the reason. The index "
+        "lives in LIBRARY/.fmn-index, or in the user's cache folder when LIBRARY is read-only.",
+    )
+    p.add_argument("library", type=Path, help="the library folder")
+    _add_model_args(p)
+    p.add_argument("--report", action="store_true", help="list every failed file and the items per label")
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser(
+        "search",
+        help="rank a library's items against a query file or item",
+        description="Bring the index up to date, then rank the other modality's items by the FMN score S "
+        "(speech query -> videos, video query -> speech), best first.",
+    )
+    p.add_argument("--index", type=Path, required=True, metavar="LIBRARY", help="the library folder")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--audio", type=Path, metavar="FILE", help="a speech recording to find videos for")
+    what.add_argument("--video", type=Path, metavar="FILE", help="a video clip to find speech for")
+    what.add_argument("--item", metavar="ID", help="an item of the library to search with")
+    p.add_argument("--top", type=int, default=10, help="hits to show (default 10)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_model_args(p)
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser(
+        "bench",
+        help="measure indexing, re-opening and search speed and memory",
+        description="Indexing throughput (4 s rendered clips), re-opening a 10k-item index, speech-query "
+        "latency end to end at several library sizes (synthetic vectors for the large ones), peak memory. "
+        "Uses the shipped model when present, else a random model of the default configuration.",
+    )
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to this JSON file")
+    p.add_argument("--sizes", type=_size, nargs="+", help="library sizes for query latency (default 1k 10k 100k 1M)")
+    p.add_argument("--quick", action="store_true", help="fewer clips, sizes and repeats (a smoke test)")
+    p.add_argument("--model", type=Path, default=None, help="model folder or file (default: the shipped model)")
+    p.set_defaults(func=_cmd_bench)

@@ -1,0 +1,494 @@
+"""The on-disk library index: one SQLite database (WAL mode) per library, the source of truth.
+
+It holds every item of the library (file identity, metadata, status, preview, raw and
+common-space features as float32 blobs), the identity of the model that made the features, the
+library's own memory banks (every buffer of :class:`~fmn_core.models.memory.PairedMemory`) and
+the log of the changes made to them. Nothing is pickled: arrays are stored as raw bytes with
+their dtype and shape, everything else as SQL values or JSON.
+
+Where it lives: ``LIBRARY/.fmn-index/index.sqlite`` when the library's folder can be written,
+else ``<user cache dir>/fmn-studio/<hash of the library's path>/index.sqlite`` (a library on a
+read-only disk or a shared folder still gets an index).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fmn_core.errors import FmnError
+
+SCHEMA_VERSION = 1
+INDEX_DIRNAME = ".fmn-index"  # inside the library; hidden, and skipped when the library is walked
+DB_NAME = "index.sqlite"
+APP_NAME = "fmn-studio"
+STATUSES = ("ok", "failed", "stale")  # 'stale': features of another model, waiting to be re-encoded
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,          -- relative to the library (POSIX) when inside it, else absolute
+    modality TEXT NOT NULL CHECK (modality IN ('video', 'speech')),
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    hash TEXT NOT NULL,          -- blake2b of the file's bytes
+    duration REAL NOT NULL DEFAULT 0,
+    label TEXT,
+    text TEXT,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'stale')),
+    reason TEXT,
+    indexed_at REAL NOT NULL,
+    vec BLOB,                    -- float32 normalised common-space vector (E,); NULL unless ok
+    raw BLOB,                    -- float32 raw features (Dv,) or (Da,); NULL unless ok
+    -- Last: reading a column means walking the overflow pages of the blobs before it.
+    preview BLOB                 -- video: JPEG thumbnail; speech: float32 waveform peaks
+);
+CREATE TABLE IF NOT EXISTS banks (
+    name TEXT PRIMARY KEY,       -- buffer name in PairedMemory, e.g. 'video.slots'
+    dtype TEXT NOT NULL,
+    shape TEXT NOT NULL,         -- JSON list
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS updates (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    action INTEGER NOT NULL,     -- one confirm or automatic update; undo removes a whole action
+    slot INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('append', 'average', 'replace')),
+    video_id TEXT NOT NULL,
+    speech_id TEXT NOT NULL,
+    time REAL NOT NULL,
+    query_source TEXT NOT NULL,
+    m2 REAL,
+    step INTEGER NOT NULL
+);
+"""
+
+# Torch dtypes of memory-bank buffers and their numpy twins (for tobytes/frombuffer round trips).
+_DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.int64: "int64", torch.bool: "bool"}
+
+
+class LibraryIndexError(FmnError):
+    """The library's index cannot be opened or used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """One row of the index without its blobs (what incremental indexing compares against)."""
+
+    id: str
+    path: str  # as stored: relative to the library (POSIX) or absolute
+    modality: str  # 'video' or 'speech'
+    size: int  # bytes, when indexed
+    mtime_ns: int  # modification time, when indexed
+    hash: str  # blake2b hex of the content, when indexed
+    duration: float  # seconds
+    label: str | None
+    text: str | None
+    status: str  # 'ok', 'failed' or 'stale'
+    reason: str | None  # why it failed
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """An item to write: the row plus its preview and features (None for a failed item)."""
+
+    row: StoredItem
+    preview: bytes | None
+    raw: np.ndarray | None  # (D,) float32
+    vec: np.ndarray | None  # (E,) float32
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One logged bank change."""
+
+    seq: int
+    action: int
+    slot: int
+    kind: str
+    video_id: str
+    speech_id: str
+    time: float
+    query_source: str
+    m2: float | None
+    step: int
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """The features of one modality's ok items, in id order."""
+
+    ids: list[str]
+    raw: np.ndarray  # (N, D) float32
+    vec: np.ndarray  # (N, E) float32
+
+
+def file_hash(path: str | os.PathLike[str]) -> str:
+    """blake2b (16-byte digest) of a file's bytes, as hex."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _writable(folder: Path) -> bool:
+    """Whether an index can be made inside ``folder``.
+
+    ``os.access`` answers for permissions; a read-only mount is caught by actually creating
+    the index folder (root passes every permission check but not EROFS).
+    """
+    index_dir = folder / INDEX_DIRNAME
+    if index_dir.is_dir():
+        return os.access(index_dir, os.W_OK | os.X_OK)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        index_dir.mkdir()
+    except OSError:
+        return False
+    return True
+
+
+def cache_index_dir(library: Path) -> Path:
+    """The index folder of a library that cannot hold its own: one per library path, in the user's cache."""
+    from platformdirs import user_cache_dir
+
+    key = hashlib.blake2b(str(library.resolve()).encode("utf-8"), digest_size=8).hexdigest()
+    return Path(user_cache_dir(APP_NAME)) / "libraries" / f"{library.resolve().name}-{key}"
+
+
+def index_dir_for(library: str | os.PathLike[str]) -> Path:
+    """Where the index of ``library`` lives (see the module docstring); made if missing.
+
+    Raises:
+        LibraryIndexError: the library is not a folder, or no place for the index can be made.
+    """
+    library = Path(library).resolve()
+    if not library.is_dir():
+        raise LibraryIndexError(f"{library}: not a folder (a library is a folder of videos and audio files)")
+    if _writable(library):
+        return library / INDEX_DIRNAME
+    folder = cache_index_dir(library)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LibraryIndexError(f"{library} is read-only and its index cannot be made in {folder}: {e}") from e
+    return folder
+
+
+def _blob(a: np.ndarray | None) -> bytes | None:
+    return None if a is None else np.ascontiguousarray(a, dtype=np.float32).tobytes()
+
+
+class Store:
+    """A library's index database.
+
+    Safe to use from several threads (the app indexes in a worker and searches in the GUI
+    thread): one connection, every access under a lock. Each write method commits on its own;
+    :meth:`transaction` groups several into one commit.
+
+    Args:
+        library: the library folder.
+        folder: where the index lives (default: :func:`index_dir_for`).
+    """
+
+    def __init__(self, library: str | os.PathLike[str], folder: str | os.PathLike[str] | None = None) -> None:
+        self.library = Path(library).resolve()
+        self.folder = Path(folder) if folder is not None else index_dir_for(self.library)
+        self.path = self.folder / DB_NAME
+        self._lock = threading.RLock()
+        self._depth = 0  # nesting of transaction(); commits happen at depth 0
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            # WAL: readers never block the writer, and a killed writer loses only its open
+            # transaction. synchronous=NORMAL is durable against a killed process (not power loss).
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise LibraryIndexError(
+                f"{self.path}: the library index is damaged ({e}); delete the folder {self.folder} to rebuild it"
+            ) from e
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        version = self.get_meta("schema")
+        if version is None:
+            self.set_meta("schema", str(SCHEMA_VERSION))
+        elif int(version) > SCHEMA_VERSION:
+            raise LibraryIndexError(
+                f"{self.path}: index made by a newer FMN Studio (schema {version}, this one reads {SCHEMA_VERSION})"
+            )
+
+    def close(self) -> None:
+        """Close the database (later calls fail)."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Everything inside commits together, or not at all."""
+        with self._lock:
+            outer = self._depth == 0
+            if outer:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield self._db
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if outer:
+                self._db.execute("COMMIT")
+
+    def get_meta(self, key: str) -> str | None:
+        """A value of the meta table, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value of the meta table."""
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    # -- model identity -----------------------------------------------------------------------
+
+    def model_identity(self) -> dict[str, Any] | None:
+        """The identity of the model the features were made with (None for a new index)."""
+        value = self.get_meta("model")
+        return None if value is None else json.loads(value)
+
+    def attach_model(self, identity: dict[str, Any], banks: dict[str, torch.Tensor]) -> bool:
+        """Bind the index to a model.
+
+        A new index takes the model's identity and its banks. An index made with another model
+        keeps its files' metadata and previews, but its features are marked stale (re-encoded by
+        the next indexing run), its banks restart from the model's and its update log is
+        cleared, since slots of one model's raw features mean nothing to another.
+
+        Args:
+            identity: JSON-able description of the model (checkpoint hash, config, front ends).
+            banks: the model's memory buffers (``PairedMemory.snapshot()``).
+
+        Returns:
+            True when the features were invalidated (or the index is new).
+        """
+        current = self.model_identity()
+        if current == identity:
+            return False
+        with self.transaction() as db:
+            db.execute("UPDATE items SET status = 'stale', raw = NULL, vec = NULL")
+            db.execute("DELETE FROM updates")
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('model', ?)", (json.dumps(identity),))
+            self.save_banks(banks)
+        return True
+
+    # -- items --------------------------------------------------------------------------------
+
+    def rows(self) -> dict[str, StoredItem]:
+        """Every item without blobs, by id."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT id, path, modality, size, mtime_ns, hash, duration, label, text, status, reason FROM items"
+            )
+            return {r[0]: StoredItem(*r) for r in cur}
+
+    def count(self, status: str | None = None) -> int:
+        """Number of items (of one status)."""
+        with self._lock:
+            if status is None:
+                return int(self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+            return int(self._db.execute("SELECT COUNT(*) FROM items WHERE status = ?", (status,)).fetchone()[0])
+
+    def write_items(self, records: Sequence[ItemRecord]) -> None:
+        """Insert or replace items, in one commit."""
+        now = time.time()
+        values = [
+            (
+                r.row.id,
+                r.row.path,
+                r.row.modality,
+                r.row.size,
+                r.row.mtime_ns,
+                r.row.hash,
+                r.row.duration,
+                r.row.label,
+                r.row.text,
+                r.row.status,
+                r.row.reason,
+                now,
+                _blob(r.vec),
+                _blob(r.raw),
+                r.preview,
+            )
+            for r in records
+        ]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO items (id, path, modality, size, mtime_ns, hash, duration, label, text, "
+                "status, reason, indexed_at, vec, raw, preview) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
+
+    def update_files(self, rows: Iterable[StoredItem]) -> None:
+        """Update what can change without re-encoding: path, size, mtime, label and text."""
+        values = [(r.path, r.size, r.mtime_ns, r.label, r.text, r.id) for r in rows]
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE items SET path = ?, size = ?, mtime_ns = ?, label = ?, text = ? WHERE id = ?", values
+            )
+
+    def delete_items(self, ids: Iterable[str]) -> None:
+        """Drop items (files gone from the library)."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in ids])
+
+    def preview(self, item_id: str) -> bytes | None:
+        """An item's preview blob (JPEG thumbnail or float32 peaks), or None."""
+        with self._lock:
+            row = self._db.execute("SELECT preview FROM items WHERE id = ?", (item_id,)).fetchone()
+        return None if row is None or row[0] is None else bytes(row[0])
+
+    def features(self, item_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(raw, vec)`` of one ok item, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT raw, vec FROM items WHERE id = ? AND status = 'ok'", (item_id,)).fetchone()
+        if row is None:
+            return None
+        return np.frombuffer(row[0], dtype=np.float32).copy(), np.frombuffer(row[1], dtype=np.float32).copy()
+
+    def load(self) -> tuple[dict[str, StoredItem], dict[str, Vectors]]:
+        """Every item (by id) and the features of each modality's ok items, in one query.
+
+        The blobs of a modality are joined once and viewed as one matrix: no per-row array is made.
+        """
+        with self._lock:
+            fetched = self._db.execute(
+                "SELECT id, path, modality, size, mtime_ns, hash, duration, label, text, status, reason, vec, raw "
+                "FROM items ORDER BY id"
+            ).fetchall()
+        rows = {r[0]: StoredItem(*r[:11]) for r in fetched}
+        vectors = {}
+        for modality in ("video", "speech"):
+            ok = [r for r in fetched if r[2] == modality and r[9] == "ok"]
+            if not ok:
+                vectors[modality] = Vectors([], np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
+                continue
+            vec = np.frombuffer(b"".join(r[11] for r in ok), dtype=np.float32).reshape(len(ok), -1)
+            raw = np.frombuffer(b"".join(r[12] for r in ok), dtype=np.float32).reshape(len(ok), -1)
+            vectors[modality] = Vectors([r[0] for r in ok], raw, vec)
+        return rows, vectors
+
+    # -- memory banks and their log -----------------------------------------------------------
+
+    def save_banks(self, buffers: dict[str, torch.Tensor]) -> None:
+        """Store every memory buffer (bit for bit)."""
+        values = []
+        for name, t in buffers.items():
+            if t.dtype not in _DTYPES:
+                raise LibraryIndexError(f"memory buffer {name} has unsupported dtype {t.dtype}")
+            a = t.detach().cpu().contiguous().numpy()
+            values.append((name, _DTYPES[t.dtype], json.dumps(list(a.shape)), a.tobytes()))
+        with self.transaction() as db:
+            db.execute("DELETE FROM banks")
+            db.executemany("INSERT INTO banks (name, dtype, shape, data) VALUES (?, ?, ?, ?)", values)
+
+    def load_banks(self) -> dict[str, torch.Tensor] | None:
+        """The stored memory buffers, or None when none are stored."""
+        with self._lock:
+            fetched = self._db.execute("SELECT name, dtype, shape, data FROM banks").fetchall()
+        if not fetched:
+            return None
+        return {
+            name: torch.from_numpy(np.frombuffer(data, dtype=dtype).reshape(json.loads(shape)).copy())
+            for name, dtype, shape, data in fetched
+        }
+
+    def log_updates(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Append bank changes (dicts with the columns of ``updates`` but seq/action) as one action.
+
+        Returns:
+            Their sequence numbers.
+        """
+        with self.transaction() as db:
+            action = int(db.execute("SELECT COALESCE(MAX(action), 0) + 1 FROM updates").fetchone()[0])
+            seqs = []
+            for r in rows:
+                cur = db.execute(
+                    "INSERT INTO updates (action, slot, kind, video_id, speech_id, time, query_source, m2, step) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        action,
+                        r["slot"],
+                        r["kind"],
+                        r["video_id"],
+                        r["speech_id"],
+                        r["time"],
+                        r["query_source"],
+                        r["m2"],
+                        r["step"],
+                    ),
+                )
+                seqs.append(int(cur.lastrowid or 0))
+        return seqs
+
+    def delete_updates(self, seqs: Iterable[int]) -> None:
+        """Remove logged changes (an undone action)."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM updates WHERE seq = ?", [(s,) for s in seqs])
+
+    def updates(self) -> list[LogRow]:
+        """The whole log, oldest first."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT seq, action, slot, kind, video_id, speech_id, time, query_source, m2, step "
+                "FROM updates ORDER BY seq"
+            )
+            return [LogRow(*r) for r in cur]
+
+    def integrity_check(self) -> str:
+        """SQLite's own consistency check: 'ok' when the file is sound."""
+        with self._lock:
+            return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+__all__ = [
+    "DB_NAME",
+    "INDEX_DIRNAME",
+    "ItemRecord",
+    "LibraryIndexError",
+    "LogRow",
+    "Store",
+    "StoredItem",
+    "Vectors",
+    "cache_index_dir",
+    "file_hash",
+    "index_dir_for",
+]

@@ -1,0 +1,389 @@
+"""Stage 2: the speech encoder, projections, fusion head and memory banks on frozen video features.
+
+Each step takes P classes and K speech clips and K videos of each (within-class pairs are the
+positives, cross-class pairs the negatives). The loss is the triplet ranking loss in the common
+space (paper §3.3) plus BCE on S1 over every pair of the batch (§3.4.2). The validation split
+chooses the epoch. The banks are then filled by replaying training pairs through the §2.6 rule
+with the finished encoders (features drift while the encoder trains, so slots written early
+would describe an encoder that no longer exists), and the validation split chooses T1, T2 and
+how S1 and the memory make S.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fmn_core.eval.metrics import bidirectional_metrics
+from fmn_core.eval.scoring import pair_scores
+from fmn_core.features.audio import collate_speech
+from fmn_core.losses import TripletRankingLoss
+from fmn_core.models.fmn import COMBINATIONS, FeatureMemoryNetwork, ScoreCombiner
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class FMNStageConfig:
+    """Settings of stage 2."""
+
+    epochs: int = 30  # passes over the training speech
+    classes_per_batch: int = 10  # P
+    per_class: int = 4  # K speech clips and K videos of each class in a batch
+    lr: float = 2e-3  # AdamW learning rate (one-cycle schedule)
+    weight_decay: float = 1e-4
+    margin: float = 0.2  # triplet margin on cosine similarity
+    hard_negatives: bool = False  # VSE++'s hardest negative instead of all negatives
+    bce_weight: float = 1.0  # weight of the BCE on S1 beside the triplet loss
+    time_masks: int = 2  # SpecAugment: time spans zeroed per training utterance ...
+    time_mask_fraction: float = 0.1  # ... each up to this share of its length
+    feature_masks: int = 2  # feature bands zeroed per utterance ...
+    feature_mask_width: int = 8  # ... each up to this many features wide
+    speed_perturb: tuple[float, ...] = (0.9, 1.0, 1.1)  # training speech is also seen at these speeds (needs 1.0)
+    fill_pairs: int = 4000  # training pairs replayed through the bank update rule
+    fill_positive_fraction: float = 0.5  # share of within-class pairs in that replay
+    t1_grid: tuple[float, ...] = (0.5, 0.7, 0.9)  # T1 values tried on validation
+    t2_grid: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)  # T2 values tried on validation
+    selection_metric: str = "map"  # validation figure that chooses epoch and memory settings
+
+
+@dataclass
+class SpeechSet:
+    """MFCC sequences with integer class ids (and languages, for reports)."""
+
+    feats: list[torch.Tensor]
+    labels: torch.Tensor
+    langs: list[str]
+    variants: list[list[torch.Tensor]] | None = None  # per item, its speed-perturbed versions (training only)
+
+    def pick(self, i: int, generator: torch.Generator) -> torch.Tensor:
+        """Item ``i`` as training sees it: one of its versions at random, or the item itself."""
+        if not self.variants:
+            return self.feats[i]
+        versions = self.variants[i]
+        return versions[int(torch.randint(len(versions), (1,), generator=generator))]
+
+
+@dataclass
+class VideoSet:
+    """Raw (frozen I3D) video features with integer class ids."""
+
+    feats: torch.Tensor
+    labels: torch.Tensor
+
+
+def spec_augment(x: torch.Tensor, cfg: FMNStageConfig, generator: torch.Generator) -> torch.Tensor:
+    """Zero random time spans and feature bands of one ``(L, F)`` sequence (Park et al. 2019)."""
+    x = x.clone()
+    length, n_feat = x.shape
+    for _ in range(cfg.time_masks):
+        width = int(torch.randint(max(1, int(length * cfg.time_mask_fraction)) + 1, (1,), generator=generator))
+        start = int(torch.randint(max(1, length - width + 1), (1,), generator=generator))
+        x[start : start + width] = 0
+    for _ in range(cfg.feature_masks):
+        width = int(torch.randint(cfg.feature_mask_width + 1, (1,), generator=generator))
+        start = int(torch.randint(max(1, n_feat - width + 1), (1,), generator=generator))
+        x[:, start : start + width] = 0
+    return x
+
+
+def _pick(pool: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    """k indices from ``pool`` without repeats when it is big enough, with repeats otherwise."""
+    if len(pool) >= k:
+        return pool[torch.randperm(len(pool), generator=generator)[:k]]
+    return pool[torch.randint(len(pool), (k,), generator=generator)]
+
+
+def pk_batches(
+    speech_labels: torch.Tensor, video_labels: torch.Tensor, cfg: FMNStageConfig, generator: torch.Generator
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of (speech indices, video indices) batches of P classes x K items each.
+
+    Only classes with both speech and video take part; an epoch has as many batches as it takes
+    to show every training utterance once on average.
+    """
+    classes = sorted(set(speech_labels.tolist()) & set(video_labels.tolist()))
+    if not classes:
+        raise ValueError("no class has both training speech and training video")
+    by_speech = {c: torch.nonzero(speech_labels == c).flatten() for c in classes}
+    by_video = {c: torch.nonzero(video_labels == c).flatten() for c in classes}
+    p = min(cfg.classes_per_batch, len(classes))
+    n_batches = max(1, math.ceil(sum(len(v) for v in by_speech.values()) / (p * cfg.per_class)))
+    batches = []
+    for _ in range(n_batches):
+        chosen = [classes[i] for i in torch.randperm(len(classes), generator=generator)[:p].tolist()]
+        s = torch.cat([_pick(by_speech[c], cfg.per_class, generator) for c in chosen])
+        v = torch.cat([_pick(by_video[c], cfg.per_class, generator) for c in chosen])
+        batches.append((s, v))
+    return batches
+
+
+def speech_raw(
+    model: FeatureMemoryNetwork, feats: Sequence[torch.Tensor], device: torch.device, batch_size: int = 64
+) -> torch.Tensor:
+    """Raw speech features ``(N, Da)`` on the CPU, in eval mode, batched by similar length."""
+    model.eval()
+    order = sorted(range(len(feats)), key=lambda i: len(feats[i]))
+    out = torch.zeros(len(feats), model.speech_encoder.output_dim)
+    with torch.no_grad():
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            x, lengths = collate_speech([feats[j] for j in idx])
+            out[idx] = model.speech_features(x.to(device), lengths).float().cpu()
+    return out
+
+
+def _selection_value(scores: np.ndarray, video: VideoSet, speech_labels: torch.Tensor, metric: str) -> float:
+    """The mean over both directions of the validation metric ('map' or 'r1')."""
+    metrics = bidirectional_metrics(scores, video.labels.numpy(), speech_labels.numpy(), ks=(1,))
+    values = [m.map if metric == "map" else m.recall_at[1] for m in metrics.values()]
+    return float(np.mean(values))
+
+
+def train_fmn_stage(
+    model: FeatureMemoryNetwork,
+    train: tuple[VideoSet, SpeechSet],
+    val: tuple[VideoSet, SpeechSet],
+    cfg: FMNStageConfig,
+    device: torch.device,
+    seed: int = 0,
+    progress: Progress | None = None,
+    resume: tuple[int, list[dict[str, float]], dict[str, torch.Tensor] | None] | None = None,
+    on_epoch_end: Callable[[int, list[dict[str, float]], dict[str, torch.Tensor]], None] | None = None,
+) -> tuple[FeatureMemoryNetwork, list[dict[str, float]]]:
+    """Train the speech branch, projections and fusion head; keep the best validation epoch.
+
+    Args:
+        model: an FMN without a video encoder (video features are cached raw features).
+        train: training videos and speech.
+        val: validation videos and speech (chooses the epoch; may be empty: then the last is kept).
+        cfg: stage settings.
+        device: where to train.
+        seed: makes batches, masks and dropout deterministic.
+        progress: called as progress(step, total_steps, message).
+        resume: (epochs done, their history, the best state so far) of an interrupted run whose
+            last state ``model`` holds; the optimizer's moments start afresh.
+        on_epoch_end: called after each epoch with (epochs done, history, best state), to checkpoint.
+
+    Returns:
+        The model at its best epoch, in eval mode, and the per-epoch history.
+    """
+    video_train, speech_train = train
+    model.to(device)
+    params = [p for name, p in model.named_parameters() if not name.startswith(("video_encoder.", "combiner."))]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    triplet = TripletRankingLoss(cfg.margin, cfg.hard_negatives)
+    start_epoch, history, best_state = resume or (0, [], None)
+    history = list(history)
+    has_val = len(val[0].labels) > 0 and len(val[1].labels) > 0
+    # Every epoch draws from its own generator, so a resumed run repeats exactly what a straight run does.
+    steps_per_epoch = len(pk_batches(speech_train.labels, video_train.labels, cfg, torch.Generator().manual_seed(seed)))
+    total = cfg.epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
+    with warnings.catch_warnings():  # stepping the schedule without the optimizer is the point here
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(start_epoch * steps_per_epoch):
+            scheduler.step()  # the schedule of the epochs already done (the optimizer's moments restart)
+    best = _best_of(history)
+    for epoch in range(start_epoch, cfg.epochs):
+        generator = torch.Generator().manual_seed(seed * 1009 + epoch)
+        torch.manual_seed(seed * 1009 + epoch)  # dropout
+        model.train()
+        running, n = 0.0, 0
+        for step, (s_idx, v_idx) in enumerate(pk_batches(speech_train.labels, video_train.labels, cfg, generator)):
+            x, lengths = collate_speech(
+                [spec_augment(speech_train.pick(i, generator), cfg, generator) for i in s_idx.tolist()]
+            )
+            a_raw = model.speech_features(x.to(device), lengths)
+            v_raw = video_train.feats[v_idx].to(device)
+            a, v = model.project_speech(a_raw), model.project_video(v_raw)
+            s_lab, v_lab = speech_train.labels[s_idx].to(device), video_train.labels[v_idx].to(device)
+            loss = triplet(v, a, v_lab, s_lab)
+            if cfg.bce_weight > 0:
+                logits = model.fusion.pairwise_logit(v, a)  # (Bv, Ba)
+                target = (v_lab[:, None] == s_lab[None, :]).float()
+                pos_weight = (target.numel() - target.sum()) / target.sum().clamp(min=1)  # balance 1 : (P - 1)
+                loss = loss + cfg.bce_weight * F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 5.0)  # LSTMs on short batches can spike
+            optimizer.step()
+            scheduler.step()
+            running, n = running + float(loss.detach()), n + 1
+            if progress:
+                progress(
+                    epoch * steps_per_epoch + step + 1,
+                    total,
+                    f"fmn epoch {epoch + 1}/{cfg.epochs} loss {float(loss.detach()):.3f}",
+                )
+        entry = {"epoch": epoch + 1, "loss": running / max(1, n)}
+        if has_val:
+            a_val = speech_raw(model, val[1].feats, device)
+            entry["val_" + cfg.selection_metric] = _selection_value(
+                pair_scores(model, val[0].feats, a_val, combination="none"), val[0], val[1].labels,
+                cfg.selection_metric,
+            )  # fmt: skip
+        history.append(entry)
+        log.info("fmn epoch %d: %s", epoch + 1, entry)
+        value = entry.get("val_" + cfg.selection_metric, float("nan"))
+        if best_state is None or not has_val or value >= best:
+            best, best_state = value, copy.deepcopy(model.state_dict())
+            entry["best"] = 1.0
+        if on_epoch_end:
+            on_epoch_end(epoch + 1, history, best_state)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model.eval(), history
+
+
+def _best_of(history: list[dict[str, float]]) -> float:
+    values = [e[k] for e in history for k in e if k.startswith("val_") and not math.isnan(e[k])]
+    return max(values) if values else float("-inf")
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def fill_memory(
+    model: FeatureMemoryNetwork,
+    video: VideoSet,
+    speech_raw_feats: torch.Tensor,
+    speech_labels: torch.Tensor,
+    n_pairs: int,
+    positive_fraction: float,
+    seed: int,
+) -> list[str]:
+    """Replay random training pairs through the §2.6 update rule; returns the update kinds, in order.
+
+    Pairs are a mix of within-class (true matches) and cross-class pairs, as a stream of
+    training data would be; the rule itself decides (S1 > T1) which ones are remembered.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    model.memory.clear()
+    kinds = []
+    classes = sorted(set(video.labels.tolist()) & set(speech_labels.tolist()))
+    by_video = {c: torch.nonzero(video.labels == c).flatten() for c in classes}
+    by_speech = {c: torch.nonzero(speech_labels == c).flatten() for c in classes}
+    device = next(model.parameters()).device
+    for _ in range(n_pairs):
+        c = classes[int(torch.randint(len(classes), (1,), generator=generator))]
+        vi = int(_pick(by_video[c], 1, generator))
+        if float(torch.rand(1, generator=generator)) < positive_fraction:
+            ai = int(_pick(by_speech[c], 1, generator))
+        else:
+            ai = int(torch.randint(len(speech_labels), (1,), generator=generator))
+        records = model.update_memory(video.feats[vi : vi + 1].to(device), speech_raw_feats[ai : ai + 1].to(device))
+        kinds.extend(r.kind for r in records)
+    return kinds
+
+
+def fit_combiner(model: FeatureMemoryNetwork, v_raw: torch.Tensor, a_raw: torch.Tensor, match: torch.Tensor) -> None:
+    """Fit the learned combination S = sigmoid(w1 logit S1 + w2 Max + b) to pairs by logistic regression.
+
+    Args:
+        model: an FMN whose combiner is 'learned' (its weights are replaced).
+        v_raw, a_raw: ``(N, D)`` raw features of the videos and speech clips of a held-out split.
+        match: ``(Nv, Na)`` bool, the pairs that match (same label).
+    """
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        s1_logit = model.fusion.pairwise_logit(
+            model.project_video(v_raw.to(device)), model.project_speech(a_raw.to(device))
+        )
+        memory, _ = model.memory.max_score_pairwise(v_raw.to(device), a_raw.to(device))
+    x = torch.stack([s1_logit.flatten(), memory.flatten()], dim=1).double().cpu()
+    y = match.flatten().double()
+    weight = torch.where(y > 0, (len(y) - y.sum()) / y.sum().clamp(min=1), torch.ones_like(y))  # balance classes
+    w = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64, requires_grad=True)  # start at S = S1
+    optimizer = torch.optim.LBFGS([w], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        logit = x @ w[:2] + w[2]
+        loss = (F.binary_cross_entropy_with_logits(logit, y, reduction="none") * weight).mean() + 1e-4 * w[:2].pow(
+            2
+        ).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        model.combiner.linear.weight.copy_(w[:2].float()[None])
+        model.combiner.linear.bias.copy_(w[2:].float())
+
+
+@dataclass(frozen=True)
+class MemoryChoice:
+    """The memory settings validation chose, and what each candidate scored."""
+
+    combination: str
+    t1: float
+    t2: float
+    value: float  # the validation figure of the choice
+    table: list[dict[str, float | str]]  # every candidate: combination, t1, t2, value, slots used
+
+
+def choose_memory(
+    model: FeatureMemoryNetwork,
+    train: tuple[VideoSet, torch.Tensor, torch.Tensor],
+    val: tuple[VideoSet, torch.Tensor, torch.Tensor],
+    cfg: FMNStageConfig,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> tuple[MemoryChoice, dict[str, torch.Tensor], torch.Tensor]:
+    """Try every (T1, T2) of the grid and every combination on validation; return the best.
+
+    Args:
+        model: the trained FMN with a 'learned' combiner.
+        train: (training videos, raw training speech features, their labels): the replayed pairs.
+        val: (validation videos, raw validation speech features, their labels): the judge.
+        cfg: grids and replay size.
+        seed: the replay's randomness.
+        progress: progress(done, total, message).
+
+    Returns:
+        The choice, the memory buffers to keep and the learned combiner's weights ``(3,)`` for it.
+        With no validation data the paper's defaults stay (learned combination at T1, T2 of the config).
+    """
+    video_train, a_train, l_train = train
+    video_val, a_val, l_val = val
+    match = video_val.labels[:, None] == l_val[None, :]
+    grid = [(t1, t2) for t1 in cfg.t1_grid for t2 in cfg.t2_grid]
+    table: list[dict[str, float | str]] = []
+    best: tuple[float, MemoryChoice, dict[str, torch.Tensor], torch.Tensor] | None = None
+    device = next(model.parameters()).device
+    learned = model.combiner
+    for i, (t1, t2) in enumerate(grid):
+        model.memory.t1, model.memory.t2 = t1, t2
+        fill_memory(model, video_train, a_train, l_train, cfg.fill_pairs, cfg.fill_positive_fraction, seed)
+        fit_combiner(model, video_val.feats, a_val, match)
+        for combination in COMBINATIONS:
+            if combination == "none" and i > 0:
+                continue  # S = S1 does not depend on the memory settings
+            model.combiner = learned if combination == "learned" else ScoreCombiner(combination).to(device)
+            value = _selection_value(pair_scores(model, video_val.feats, a_val), video_val, l_val,
+                                     cfg.selection_metric)  # fmt: skip
+            row = {"combination": combination, "t1": t1, "t2": t2, "value": value,
+                   "slots_used": model.memory.video.num_used}  # fmt: skip
+            table.append(row)
+            if best is None or value > best[0]:
+                params = torch.cat([learned.linear.weight.detach().flatten(), learned.linear.bias.detach()]).cpu()
+                choice = MemoryChoice(combination, t1, t2, value, [])
+                best = (value, choice, model.memory.snapshot(), params)
+        model.combiner = learned
+        if progress:
+            progress(i + 1, len(grid), f"memory T1={t1} T2={t2}")
+    assert best is not None
+    _, choice, memory, params = best
+    return dataclasses.replace(choice, table=table), memory, params

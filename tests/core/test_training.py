@@ -1,0 +1,150 @@
+"""Training end to end on a small corpus, resuming, and the stage-2 building blocks."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fmn_core.cli import main as fmn_main
+from fmn_core.corpus.generate import CorpusSpec, generate_corpus
+from fmn_core.corpus.video import RenderSettings
+from fmn_core.eval.evaluate import evaluate
+from fmn_core.eval.metrics import random_metrics
+from fmn_core.inference import FMNModel
+from fmn_core.models.fmn import FMNConfig
+from fmn_core.models.i3d import I3DConfig
+from fmn_core.models.speech import SpeechEncoderConfig
+from fmn_core.splits import SplitSpec
+from fmn_core.training.fmn_stage import FMNStageConfig, pk_batches, spec_augment
+from fmn_core.training.train import TrainConfig, train
+from fmn_core.training.video_stage import VideoStageConfig
+
+SMALL = CorpusSpec(
+    classes=("cut_onion", "pour_milk", "stir_pan"),
+    videos_per_class=10,
+    utterances_per_class=10,
+    seed=4,
+    render=RenderSettings(width=96, height=72, min_seconds=1.0, max_seconds=1.6),
+    split=SplitSpec(holdout_voices=True),
+)
+
+# A small network of the same architecture, so a CPU trains it in well under a minute.
+SMALL_TRAINING = TrainConfig(
+    fmn=FMNConfig(
+        video=I3DConfig(stem_dim_out=8, input_frames=8, input_size=64),
+        speech=SpeechEncoderConfig(hidden=64, frame_stack=3),
+        embed_dim=64,
+        fusion_hidden=64,
+        memory_capacity=8,
+    ),
+    video_stage=VideoStageConfig(epochs=6, batch_size=8, lr=3e-3),
+    fmn_stage=FMNStageConfig(epochs=12, classes_per_batch=3, fill_pairs=300, t1_grid=(0.5, 0.9), t2_grid=(0.5, 0.9)),
+    seed=1,
+)
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("small_corpus")
+    generate_corpus(out, SMALL, jobs=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("model")
+    train(small_corpus / "manifest.csv", out, SMALL_TRAINING, jobs=2)
+    return out
+
+
+def test_training_beats_random_ranking_on_unseen_test_data(trained: Path, small_corpus: Path) -> None:
+    model = FMNModel.load(trained)
+    report = evaluate(model, small_corpus / "manifest.csv", split="test", jobs=2)
+    fmn = report.results[report.shipped]["all"]
+    chance = report.results["random ranking (expected)"]["all"]
+    for direction in ("speech->video", "video->speech"):
+        assert fmn[direction].map > chance[direction].map + 0.15, (direction, fmn[direction], chance[direction])
+    assert report.voices["shared"] == []  # test speech comes from voices never heard in training
+
+
+def test_the_model_folder_carries_what_inference_needs(trained: Path) -> None:
+    model = FMNModel.load(trained)
+    assert model.class_names == sorted(SMALL.classes)
+    assert model.cfg.video.num_classes == 3
+    assert model.video_frontend.frames == 8 and model.video_frontend.size == 64
+    training = json.loads((trained / "training.json").read_text())
+    assert training["memory"]["choice"]["combination"] == model.cfg.combination
+    assert {"stage1_video", "features", "stage2_fmn", "memory"} <= set(training["seconds"])
+    assert model.net.memory.video.num_used > 0 or model.cfg.combination == "none"
+
+
+def test_a_second_run_resumes_from_the_work_checkpoints(trained: Path, small_corpus: Path) -> None:
+    before = FMNModel.load(trained)
+    train(small_corpus / "manifest.csv", trained, SMALL_TRAINING, jobs=2)  # every stage is in work/
+    after = FMNModel.load(trained)
+    for (name, a), (_, b) in zip(before.net.state_dict().items(), after.net.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_unreadable_rows_are_skipped_and_reported(small_corpus: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.mp4").write_bytes(b"not a video at all")
+    rows = (small_corpus / "manifest.csv").read_text().splitlines()
+    rows = [
+        r.replace("video/", f"{small_corpus}/video/", 1).replace("speech/", f"{small_corpus}/speech/", 1) for r in rows
+    ]
+    rows.append(f"v_broken,video,{broken / 'bad.mp4'},cut_onion,train,,,,")
+    (broken / "manifest.csv").write_text("\n".join(rows) + "\n")
+    quick = dataclasses.replace(
+        SMALL_TRAINING,
+        video_stage=VideoStageConfig(epochs=1, batch_size=8),
+        fmn_stage=FMNStageConfig(epochs=1, classes_per_batch=3, fill_pairs=20, t1_grid=(0.5,), t2_grid=(0.5,)),
+    )
+    report = train(broken / "manifest.csv", tmp_path / "model", quick, jobs=2)
+    assert [f.id for f in report.failures] == ["v_broken"]
+    assert "bad.mp4" in report.failures[0].path
+
+
+def test_cli_train_refuses_a_manifest_without_splits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "manifest.csv").write_text("id,modality,path,label\nv1,video,a.mp4,cut_onion\n")
+    assert fmn_main(["train", "--manifest", str(tmp_path / "manifest.csv"), "--out", str(tmp_path / "m")]) == 2
+    assert "split" in capsys.readouterr().err
+
+
+def test_cli_train_refuses_cuda_without_a_gpu(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert fmn_main(["train", "--manifest", "x.csv", "--out", str(tmp_path), "--device", "cuda"]) == 2
+    assert "CUDA" in capsys.readouterr().err
+
+
+def test_pk_batches_hold_p_classes_of_k_items() -> None:
+    speech = torch.arange(5).repeat_interleave(6)
+    video = torch.arange(5).repeat_interleave(3)
+    cfg = FMNStageConfig(classes_per_batch=4, per_class=2)
+    batches = pk_batches(speech, video, cfg, torch.Generator().manual_seed(0))
+    assert len(batches) == 4  # 30 utterances / (4 x 2)
+    for s_idx, v_idx in batches:
+        assert len(s_idx) == len(v_idx) == 8
+        counts = np.bincount(speech[s_idx].numpy(), minlength=5)
+        assert sorted(counts[counts > 0].tolist()) == [2, 2, 2, 2]
+        assert speech[s_idx].tolist() == video[v_idx].tolist()  # the same classes in the same order
+
+
+def test_spec_augment_masks_without_touching_the_input() -> None:
+    x = torch.ones(100, 120)
+    y = spec_augment(x, FMNStageConfig(), torch.Generator().manual_seed(3))
+    assert torch.equal(x, torch.ones(100, 120))
+    assert y.shape == x.shape and 0 < int((y == 0).sum()) < y.numel() // 2
+
+
+def test_random_reference_is_what_the_report_calls_chance() -> None:
+    # The margin asserted above is against the exact expectation of a random ranking.
+    m = random_metrics(["a", "b", "c"], ["a", "a", "b", "b", "c", "c"], ks=(1,))
+    assert m.recall_at[1] == pytest.approx(1 / 3)
