@@ -68,18 +68,48 @@ def speaker_of(row: ManifestRow) -> str:
     return row.extra.get("speaker") or row.voice
 
 
+def speaker_family(speaker: str) -> str:
+    """The kind of voice a speaker is: its name without a trailing number.
+
+    Numbered speakers are variations on one kind (espeak-ng's timbres m1…m7 are male, f1…f4
+    female, klatt…klatt3 another synthesizer; a user's spk01, spk02… one pool).
+    """
+    return speaker.rstrip("0123456789") or speaker
+
+
+def _deal_by_family(speakers: Iterable[str], spec: SplitSpec, *salt: str) -> dict[str, str]:
+    """Deal speakers into splits within each family, so every kind of voice is in every split.
+
+    Without this a random deal can send most of one kind to test (three of espeak-ng's four
+    female timbres once did), and the test measures a voice type training never heard rather
+    than new speakers. Families of one speaker are dealt together as one pool.
+    """
+    families: dict[str, list[str]] = defaultdict(list)
+    for s in speakers:
+        families[speaker_family(s)].append(s)
+    singles = sorted(s for members in families.values() if len(members) == 1 for s in members)
+    groups = {family: members for family, members in families.items() if len(members) > 1}
+    if singles:
+        groups[""] = singles
+    split_of: dict[str, str] = {}
+    for family, members in sorted(groups.items()):
+        split_of.update(partition(sorted(members), spec, *salt, family))
+    return split_of
+
+
 def speaker_splits(speakers_by_lang: dict[str, Iterable[str]], spec: SplitSpec) -> dict[str, str]:
     """Which split each speaker belongs to when speakers are held out.
 
     A speaker heard in several languages gets one split for all of them (else a test voice in
     one language would be a training voice in another). Shared speakers and each language's
-    own speakers are dealt separately, so every language gets the spec's proportions.
+    own speakers are dealt separately, so every language gets the spec's proportions, and
+    within each family of voices (:func:`speaker_family`), so every kind of voice is in every split.
     """
     sets = {lang: set(s) for lang, s in speakers_by_lang.items()}
     shared = set.intersection(*sets.values()) if len(sets) > 1 else set()
-    split_of = partition(sorted(shared), spec, "speakers", "shared")
+    split_of = _deal_by_family(shared, spec, "speakers", "shared")
     for lang, speakers in sorted(sets.items()):
-        split_of.update(partition(sorted(speakers - shared), spec, "speakers", lang))
+        split_of.update(_deal_by_family(speakers - shared, spec, "speakers", lang))
     return split_of
 
 

@@ -64,9 +64,12 @@ class BankView(QWidget):
         self.snapshot = snap
         used = [s for s in snap.slots if s.used]
         self.heading.setText(f"<b>{self.title}</b> — {len(used)} of {len(snap.slots)} slots used")
+        # No repaint per appended row: refilling both banks row by row held the loop ~100 ms.
+        self.table.setUpdatesEnabled(False)
         self.model.removeRows(0, self.model.rowCount())
         for info in used:
             self.model.appendRow(self._row(info, snap, info.slot in changed))
+        self.table.setUpdatesEnabled(True)
         mask = np.array([s.used for s in snap.slots], dtype=bool)
         self.heatmap.set_matrix(snap.similarity, mask)
         self.set_winner(self.winner)

@@ -9,6 +9,8 @@ Figures (each in the JSON and the table):
 - speech-query latency end to end (a 1.5 s WAV file -> MFCC -> Bi-LSTM -> ranked list of 10) at
   several library sizes; the ranked videos are synthetic vectors (their cost is that of real
   ones: the same matrix product, the same S re-ranking);
+- per-query encoding latency of the model: a 3 s spoken phrase and a 4 s clip, file to
+  common-space vector (``eval.latency``), on the CPU and, when there is one, on CUDA;
 - peak resident memory of the process after each stage (``resource.getrusage``).
 
 The shipped model is used when present, else a random model of the default configuration (the
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fmn_core.eval.latency import encode_latency
 from fmn_core.index.indexer import Indexer, thumbnail_jpeg, waveform_peaks
 from fmn_core.index.retriever import Collection, Item, Retriever, model_identity
 from fmn_core.index.store import ItemRecord, Store, StoredItem
@@ -52,12 +55,16 @@ class BenchConfig:
     sizes: tuple[int, ...] = (1_000, 10_000, 100_000, 1_000_000)  # videos ranked per speech query
     queries: int = 50  # queries timed per size (fewer, at least 20, above 100k)
     query_threads: tuple[int, ...] = (1, 2)  # Retriever.query_threads settings compared (1: its default)
+    encode_runs: int = 20  # timed encodings of each query kind
     seed: int = 0
 
     @classmethod
     def quick(cls) -> BenchConfig:
         """A smoke run: a few clips, small libraries, few repeats."""
-        return cls(clips=4, reopen_items=2_000, reopen_repeats=2, sizes=(1_000, 10_000), queries=10, query_threads=(1,))
+        return cls(
+            clips=4, reopen_items=2_000, reopen_repeats=2, sizes=(1_000, 10_000), queries=10, query_threads=(1,),
+            encode_runs=3,
+        )  # fmt: skip
 
     def with_sizes(self, sizes: Sequence[int]) -> BenchConfig:
         """The same with other library sizes."""
@@ -102,6 +109,10 @@ class BenchResult:
                 f"| p50 {q['p50_ms']:.1f} ms, "
                 f"p95 {q['p95_ms']:.1f} ms (ranking alone p50 {q['rank_p50_ms']:.1f} ms) |"
             )
+        for device, figures in d.get("encode", {}).items():
+            for what, f in figures.items():
+                figure = f"p50 {f['p50_ms']:.1f} ms, p95 {f['p95_ms']:.1f} ms"
+                lines.append(f"| encode {what.replace('_', ' ')} on {device} | {figure} |")
         lines.append(f"| peak memory (max RSS) | {d['peak_rss_mib']:.0f} MiB |")
         return "\n".join(lines)
 
@@ -334,6 +345,16 @@ def _time_queries(r: Retriever, wav: Path, repeats: int) -> dict[str, Any]:
     }
 
 
+def bench_encoding(cfg: BenchConfig, model_path: Path, model: FMNModel, log: Log) -> dict[str, Any]:
+    """Per-query encoding latency (file -> common-space vector) on the CPU, and on CUDA when present."""
+    figures = {"cpu": encode_latency(model, cfg.encode_runs)}
+    log(f"encoding on cpu: {figures['cpu']}")
+    if torch.cuda.is_available():
+        figures["cuda"] = encode_latency(FMNModel.load(model_path, "cuda"), cfg.encode_runs)
+        log(f"encoding on cuda: {figures['cuda']}")
+    return figures
+
+
 def run_bench(cfg: BenchConfig, model: str | os.PathLike[str] | None = None, log: Log = print) -> BenchResult:
     """Measure everything in ``cfg``; see the module docstring."""
     with tempfile.TemporaryDirectory(prefix="fmn-bench-") as tmp:
@@ -354,6 +375,7 @@ def run_bench(cfg: BenchConfig, model: str | os.PathLike[str] | None = None, log
         data["indexing"] = bench_indexing(cfg, fmn, work, log)
         data["reopen"] = bench_reopen(cfg, model_path, fmn, work, log)
         data["query"] = bench_queries(cfg, fmn, work, log)
+        data["encode"] = bench_encoding(cfg, model_path, fmn, log)
         data["peak_rss_mib"] = _rss_mib()
     return BenchResult(data)
 

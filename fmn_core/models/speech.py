@@ -22,7 +22,7 @@ INPUT_NORMS = ("affine", "layernorm", "none")
 class SpeechEncoderConfig:
     """Settings of the Bi-LSTM speech encoder."""
 
-    n_features: int = 120  # F per frame: 40 MFCC x [static, delta, delta-delta]
+    n_features: int = 60  # F per frame: 20 MFCC x [static, delta, delta-delta] (the front end's n_features)
     hidden: int = 256  # U: LSTM state size per direction (paper: 1024)
     layers: int = 2  # stacked bidirectional LSTM layers
     dropout: float = 0.2  # between LSTM layers and on the pooled vector

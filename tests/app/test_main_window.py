@@ -57,6 +57,30 @@ def test_indexes_a_library_in_the_background_and_shows_it(qtbot, window: MainWin
     assert window.library.rows == 3 + 8
 
 
+def test_cancelling_indexing_keeps_what_is_finished(qtbot, window: MainWindow, tiny_corpus, tiny_model, tmp_path):  # type: ignore[no-untyped-def]
+    library = tmp_path / "to-cancel"
+    shutil.copytree(tiny_corpus, library, ignore=shutil.ignore_patterns(".fmn-index"))
+    # Press Cancel as soon as the first items are done, as a user would.
+    def press_cancel(done: int, total: int) -> None:
+        if done >= 1:
+            window.cancel_button.click()
+
+    window.session.progress.connect(press_cancel)
+    with qtbot.waitSignal(window.session.opened, timeout=60000):
+        assert window.open_library(library, tiny_model)
+    report = window.session.retriever.report
+    assert report.cancelled and report.pending > 0
+    assert "Indexing cancelled" in window.messages.text
+    qtbot.waitUntil(lambda: not window.progress.isVisibleTo(window))
+    window.session.progress.disconnect(press_cancel)
+    # Opening again finishes the job, keeping every item indexed before the cancel.
+    with qtbot.waitSignal(window.session.opened, timeout=60000):
+        assert window.open_library(library, tiny_model)
+    again = window.session.retriever.report
+    assert not again.cancelled and again.unchanged == report.total - report.pending  # nothing done twice
+    assert window.library.rows == 9 + 24
+
+
 def test_a_dropped_recording_ranks_the_videos_as_the_retriever_does(
     qtbot, opened: MainWindow, library: Path, tiny_model: Path
 ) -> None:  # type: ignore[no-untyped-def]

@@ -54,6 +54,22 @@ def test_a_speaker_heard_in_two_languages_has_one_split() -> None:
     assert sorted(split_of.values()).count("test") == 3
 
 
+def test_every_kind_of_voice_is_in_every_split() -> None:
+    speakers = [f"espeak+m{i}" for i in range(1, 8)] + [f"espeak+f{i}" for i in range(1, 5)] + ["kal", "awb", "slt"]
+    rows = [
+        ManifestRow(f"{s}_{i}", "speech", "x.wav", "a", voice=s, lang="en", extra={"speaker": s})
+        for s in speakers
+        for i in range(2)
+    ]
+    for seed in range(5):
+        split_of = {r.extra["speaker"]: r.split for r in assign_splits(rows, SplitSpec(seed=seed, holdout_voices=True))}
+        for family in ("espeak+m", "espeak+f"):
+            kinds = {split for s, split in split_of.items() if s.rstrip("0123456789") == family}
+            assert kinds == {"train", "val", "test"}, (seed, family, split_of)
+        # the named voices of their own are dealt as one pool
+        assert {split_of[s] for s in ("kal", "awb", "slt")} == {"train", "val", "test"}
+
+
 def test_holding_out_voices_needs_voices() -> None:
     rows = [ManifestRow("s", "speech", "s.wav", "a")]
     with pytest.raises(ValueError, match="voice"):
