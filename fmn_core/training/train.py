@@ -165,7 +165,7 @@ def train(
     fmn_cfg = dataclasses.replace(
         cfg.fmn,
         video=dataclasses.replace(cfg.fmn.video, num_classes=len(classes)),
-        speech=dataclasses.replace(cfg.fmn.speech, n_features=cfg.speech_frontend.n_features),  # the front end decides F
+        speech=dataclasses.replace(cfg.fmn.speech, n_features=cfg.speech_frontend.n_features),  # F from the front end
     )
     fe = dataclasses.replace(cfg.video_frontend, frames=fmn_cfg.video.input_frames, size=fmn_cfg.video.input_size)
     seconds: dict[str, float] = {}
