@@ -60,6 +60,7 @@ def test_indexes_a_library_in_the_background_and_shows_it(qtbot, window: MainWin
 def test_cancelling_indexing_keeps_what_is_finished(qtbot, window: MainWindow, tiny_corpus, tiny_model, tmp_path):  # type: ignore[no-untyped-def]
     library = tmp_path / "to-cancel"
     shutil.copytree(tiny_corpus, library, ignore=shutil.ignore_patterns(".fmn-index"))
+
     # Press Cancel as soon as the first items are done, as a user would.
     def press_cancel(done: int, total: int) -> None:
         if done >= 1:
