@@ -26,8 +26,8 @@ from fmn_core.training.video_stage import VideoStageConfig
 
 SMALL = CorpusSpec(
     classes=("cut_onion", "pour_milk", "stir_pan"),
-    videos_per_class=10,
-    utterances_per_class=10,
+    videos_per_class=20,  # fewer and the tiny I3D sees too few clips to learn the classes at all
+    utterances_per_class=20,
     seed=4,
     render=RenderSettings(width=96, height=72, min_seconds=1.0, max_seconds=1.6),
     split=SplitSpec(holdout_voices=True),
@@ -42,8 +42,8 @@ SMALL_TRAINING = TrainConfig(
         fusion_hidden=64,
         memory_capacity=8,
     ),
-    video_stage=VideoStageConfig(epochs=6, batch_size=8, lr=3e-3),
-    fmn_stage=FMNStageConfig(epochs=12, classes_per_batch=3, fill_pairs=300, t1_grid=(0.5, 0.9), t2_grid=(0.5, 0.9)),
+    video_stage=VideoStageConfig(epochs=12, batch_size=8, lr=1e-2),
+    fmn_stage=FMNStageConfig(epochs=20, classes_per_batch=3, fill_pairs=300, t1_grid=(0.5, 0.9), t2_grid=(0.5, 0.9)),
     seed=1,
 )
 
