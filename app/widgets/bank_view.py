@@ -73,17 +73,21 @@ class BankView(QWidget):
         mask = np.array([s.used for s in snap.slots], dtype=bool)
         self.heatmap.set_matrix(snap.similarity, mask)
         self.set_winner(self.winner)
+        if changed:
+            self.scroll_to(min(changed))
 
     def _row(self, info: SlotInfo, snap: BankSnapshot, changed: bool) -> list[QStandardItem]:
         sources = list(info.source_ids)
         first = sources[0] if sources else ""
         more = f"  (+{len(sources) - 1} more)" if len(sources) > 1 else ""
         describe = snap.texts.get(first) or first
+        # Slots the model brought from training have no time and no item of this library.
+        from_training = info.last_update is None and not sources
         cells = [
             QStandardItem(str(info.slot)),
             QStandardItem(str(info.hits)),
-            QStandardItem(when(info.last_update)),
-            QStandardItem(f"{describe}{more}"),
+            QStandardItem("in training" if from_training else when(info.last_update)),
+            QStandardItem("the model's training pairs" if from_training else f"{describe}{more}"),
         ]
         cells[0].setData(info.slot, SLOT_ROLE)
         cells[3].setToolTip("\n".join(f"{sid}: {snap.texts.get(sid, '')}" for sid in sources))
@@ -106,6 +110,12 @@ class BankView(QWidget):
             for col in range(self.model.columnCount()):
                 self.model.item(row, col).setFont(font)
         self.heatmap.set_highlight(slot)
+        self.scroll_to(slot)
+
+    def scroll_to(self, slot: int | None) -> None:
+        """Bring a slot's row into view (no-op for None or a slot not shown)."""
+        if slot in (shown := self.slots_shown()):
+            self.table.scrollTo(self.model.index(shown.index(slot), 0))
 
     def slots_shown(self) -> list[int]:
         """Slot numbers of the table's rows, top to bottom."""
