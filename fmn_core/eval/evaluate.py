@@ -10,6 +10,7 @@ scored on the same test items.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -118,9 +119,11 @@ def encode_split(
     v_raw = model.video_raw_from_clips(clips) if videos.items else torch.zeros(0, model.cfg.video.feature_dim)
     speech = decode_speech(manifest, manifest.of("speech", split), model.speech_frontend, jobs, bar(f"{split} speech"))
     a_raw = model.speech_raw_from_mfcc(speech.items)
-    pooled = (
-        np.stack([torch.cat([s.mean(0), s.std(0)]).numpy() for s in speech.items]) if speech.items else np.zeros((0, 1))
-    )
+    # The baselines' hand-made speech features: mean and std over time of the *raw* MFCCs (those of
+    # the model's front end are normalised per utterance, so their statistics are all 0 and 1).
+    raw_fe = dataclasses.replace(model.speech_frontend, utterance_norm=False)
+    raw = decode_speech(manifest, speech.rows, raw_fe, jobs, bar(f"{split} speech statistics"))
+    pooled = np.stack([torch.cat([s.mean(0), s.std(0)]).numpy() for s in raw.items]) if raw.items else np.zeros((0, 1))
     return EncodedSplit(videos.rows, v_raw, speech.rows, a_raw, pooled, videos.failures + speech.failures)
 
 

@@ -33,6 +33,7 @@ class SpeechFrontEndConfig:
     win_ms: float = 25.0  # analysis window
     hop_ms: float = 10.0  # frame step
     deltas: bool = True  # append first and second time derivatives (x3 features)
+    utterance_norm: bool = True  # mean 0, variance 1 per feature over each utterance (False: raw MFCCs)
     trim_db: float = 40.0  # leading/trailing frames this far below the loudest frame are silence
     silence_peak: float = 1e-3  # a wave whose peak is below this is silent
     min_seconds: float = 0.3  # shorter speech (after trimming) is refused
@@ -75,7 +76,7 @@ class _Mfcc:
 
 
 def mfcc(wave: np.ndarray, cfg: SpeechFrontEndConfig) -> torch.Tensor:
-    """MFCC (+ deltas) of a 16 kHz wave, normalised per utterance (mean 0, variance 1 per feature).
+    """MFCC (+ deltas) of a 16 kHz wave, normalised per utterance (mean 0, variance 1 per feature) by default.
 
     Per-utterance normalisation removes the channel and level, which differ between voices,
     rooms and microphones far more than between words.
@@ -88,7 +89,8 @@ def mfcc(wave: np.ndarray, cfg: SpeechFrontEndConfig) -> torch.Tensor:
         if cfg.deltas:
             d1 = torchaudio.functional.compute_deltas(x)
             x = torch.cat([x, d1, torchaudio.functional.compute_deltas(d1)], dim=0)
-        x = (x - x.mean(dim=1, keepdim=True)) / (x.std(dim=1, keepdim=True) + 1e-5)
+        if cfg.utterance_norm:
+            x = (x - x.mean(dim=1, keepdim=True)) / (x.std(dim=1, keepdim=True) + 1e-5)
     return x.T.contiguous()
 
 

@@ -101,3 +101,15 @@ def test_mfcc_is_deterministic() -> None:
     wave = np.random.default_rng(2).normal(0, 0.1, 16000).astype(np.float32)
     cfg = SpeechFrontEndConfig(deltas=False)
     assert torch.equal(mfcc(wave, cfg), mfcc(wave, cfg)) and mfcc(wave, cfg).shape[1] == cfg.n_mfcc
+
+
+def test_raw_mfcc_keeps_the_level_that_normalisation_removes() -> None:
+    wave = np.random.default_rng(3).normal(0, 0.1, 16000).astype(np.float32)
+    raw = mfcc(wave, SpeechFrontEndConfig(utterance_norm=False))
+    normed = mfcc(wave, SpeechFrontEndConfig())
+    assert raw.shape == normed.shape
+    assert torch.allclose(normed.mean(dim=0), torch.zeros(normed.shape[1]), atol=1e-4)
+    assert raw[:, 0].mean().abs() > 1.0  # c0 carries the level (in dB)
+    # louder by 20 dB: the raw statistics move, the normalised features do not
+    assert not torch.allclose(mfcc(10 * wave, SpeechFrontEndConfig(utterance_norm=False)), raw)
+    assert torch.allclose(mfcc(10 * wave, SpeechFrontEndConfig()), normed, atol=1e-3)
