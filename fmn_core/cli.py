@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="model folder to write")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--video-epochs", type=int, default=20, help="stage-1 epochs (I3D)")
-    p.add_argument("--epochs", type=int, default=40, help="stage-2 epochs (speech encoder, heads)")
+    p.add_argument("--epochs", type=int, default=60, help="stage-2 epochs (speech encoder, heads)")
     p.add_argument("--i3d", choices=("compact", "full"), default="compact", help="I3D size (full: 2048-d, i3d_r50)")
     p.add_argument("--kinetics", type=Path, help="Kinetics I3D_8x8_R50 weights to fine-tune (with --i3d full)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
