@@ -32,6 +32,7 @@ from fmn_core.eval.metrics import (
     format_table,
 )
 from fmn_core.eval.scoring import pair_scores
+from fmn_core.features.audio import normalize_utterance
 from fmn_core.features.video import normalize_clip
 from fmn_core.inference import FMNModel
 from fmn_core.manifest import Manifest, ManifestRow, read_manifest
@@ -117,13 +118,15 @@ def encode_split(
     videos = decode_videos(manifest, manifest.of("video", split), model.video_frontend, jobs, bar(f"{split} videos"))
     clips = torch.stack([normalize_clip(c) for c in videos.items]) if videos.items else torch.zeros(0)
     v_raw = model.video_raw_from_clips(clips) if videos.items else torch.zeros(0, model.cfg.video.feature_dim)
-    speech = decode_speech(manifest, manifest.of("speech", split), model.speech_frontend, jobs, bar(f"{split} speech"))
-    a_raw = model.speech_raw_from_mfcc(speech.items)
-    # The baselines' hand-made speech features: mean and std over time of the *raw* MFCCs (those of
-    # the model's front end are normalised per utterance, so their statistics are all 0 and 1).
+    # Raw MFCCs once: the baselines' hand-made features are their mean and std over time (those of
+    # normalised MFCCs would be all 0 and 1), and the model's input is the same frames normalised.
     raw_fe = dataclasses.replace(model.speech_frontend, utterance_norm=False)
-    raw = decode_speech(manifest, speech.rows, raw_fe, jobs, bar(f"{split} speech statistics"))
-    pooled = np.stack([torch.cat([s.mean(0), s.std(0)]).numpy() for s in raw.items]) if raw.items else np.zeros((0, 1))
+    speech = decode_speech(manifest, manifest.of("speech", split), raw_fe, jobs, bar(f"{split} speech"))
+    normed = model.speech_frontend.utterance_norm
+    a_raw = model.speech_raw_from_mfcc([normalize_utterance(s) if normed else s for s in speech.items])
+    pooled = (
+        np.stack([torch.cat([s.mean(0), s.std(0)]).numpy() for s in speech.items]) if speech.items else np.zeros((0, 1))
+    )
     return EncodedSplit(videos.rows, v_raw, speech.rows, a_raw, pooled, videos.failures + speech.failures)
 
 

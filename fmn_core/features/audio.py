@@ -89,9 +89,13 @@ def mfcc(wave: np.ndarray, cfg: SpeechFrontEndConfig) -> torch.Tensor:
         if cfg.deltas:
             d1 = torchaudio.functional.compute_deltas(x)
             x = torch.cat([x, d1, torchaudio.functional.compute_deltas(d1)], dim=0)
-        if cfg.utterance_norm:
-            x = (x - x.mean(dim=1, keepdim=True)) / (x.std(dim=1, keepdim=True) + 1e-5)
-    return x.T.contiguous()
+        x = x.T.contiguous()
+    return normalize_utterance(x) if cfg.utterance_norm else x
+
+
+def normalize_utterance(x: torch.Tensor) -> torch.Tensor:
+    """Per-utterance normalisation of an ``(L, F)`` sequence: mean 0, variance 1 per feature."""
+    return (x - x.mean(dim=0, keepdim=True)) / (x.std(dim=0, keepdim=True) + 1e-5)
 
 
 def prepare_wave(wave: np.ndarray, cfg: SpeechFrontEndConfig, name: str = "speech") -> np.ndarray:

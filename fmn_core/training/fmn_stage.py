@@ -187,10 +187,11 @@ def train_fmn_stage(
     video_train, speech_train = train
     model.to(device)
     params = [p for name, p in model.named_parameters() if not name.startswith(("video_encoder.", "combiner."))]
-    n_classes = int(max(speech_train.labels.max(), video_train.labels.max())) + 1
-    torch.manual_seed(seed)  # the head's initial weights
-    classifier = torch.nn.Linear(model.speech_proj.out_features, n_classes).to(device)  # training only: never saved
+    classifier = None  # the auxiliary speech classifier: training only, never saved
     if cfg.class_weight > 0:
+        n_classes = int(max(speech_train.labels.max(), video_train.labels.max())) + 1
+        torch.manual_seed(seed)  # its initial weights
+        classifier = torch.nn.Linear(model.speech_proj.out_features, n_classes).to(device)
         params += list(classifier.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     triplet = TripletRankingLoss(cfg.margin, cfg.hard_negatives)
@@ -220,7 +221,7 @@ def train_fmn_stage(
             a, v = model.project_speech(a_raw), model.project_video(v_raw)
             s_lab, v_lab = speech_train.labels[s_idx].to(device), video_train.labels[v_idx].to(device)
             loss = triplet(v, a, v_lab, s_lab)
-            if cfg.class_weight > 0:
+            if classifier is not None:
                 # a is unit-length: the scale lets the softmax become confident, as in cosine classifiers
                 loss = loss + cfg.class_weight * F.cross_entropy(16.0 * classifier(a), s_lab)
             if cfg.bce_weight > 0:
