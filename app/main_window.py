@@ -342,6 +342,8 @@ class MainWindow(QMainWindow):
         )
         if ranking.caption != "recording":
             self._show_query(ranking)
+        if query.notes:
+            self.show_info(" ".join(query.notes))
         self.timing_label.setText(f"Last query: {ranking.seconds:.2f} s")
         self.timing_label.setToolTip(f"decoding + encoding + ranking; ranking alone {result.seconds * 1000:.1f} ms")
         self._update_query_vector()
@@ -371,7 +373,7 @@ class MainWindow(QMainWindow):
         winner = hit.slot if hit is not None else None
         bank = result.query.modality
         caption = f"Query's memory vector against the {bank} bank" + (
-            f" — slot {winner} gave {hit.item.id} its memory score" if hit is not None and winner >= 0 else ""
+            f" — slot {winner} gave {hit.item.id} most of its memory score" if hit is not None and winner >= 0 else ""
         )
         self.inspector.set_query(bank, result.memory_vector, winner, caption)
 

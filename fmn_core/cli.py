@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the heavy modules are imported by the commands that need them
     from fmn_core.corpus.generate import CorpusSpec
@@ -170,6 +170,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _held_out_summary(check: dict[str, Any]) -> str:
+    """One line (two with a warning) on whether the evaluated split is new to the model."""
+    shared = check["shared"]
+    line = f"voices: {check['evaluated_speakers']} speakers evaluated, " + (
+        f"{len(shared)} also in training: {', '.join(shared)}" if shared else "none of them heard in training"
+    )
+    if check["seen_items"]:
+        line += (
+            f"\nWARNING: {check['seen_items']} evaluated items carry ids this model trained or validated on; "
+            "this manifest is not split as the model's training manifest was, so these figures are not held out"
+        )
+    elif not check["model_has_record"]:
+        line += "\n(this model does not record what it trained on; only the manifest's own split was checked)"
+    return line
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from fmn_core.eval.evaluate import evaluate
     from fmn_core.inference import FMNModel
@@ -182,11 +198,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         progress=lambda what, done, total: bars(what, done, total),
     )  # fmt: skip
     print(f"{model.name} on {args.manifest}, split {args.split}: {report.counts}")
-    shared = report.voices["shared"]
-    print(
-        f"voices: {report.voices['evaluated_speakers']} speakers evaluated, "
-        + (f"{len(shared)} also in training: {', '.join(shared)}" if shared else "none of them heard in training")
-    )
+    print(_held_out_summary(report.voices))
     for scope in report.scopes():
         print(f"\n[{scope}]")
         print(report.table(scope))

@@ -24,6 +24,7 @@ def pair_scores(
     combination: str | None = None,
     learned: Sequence[float] | None = None,
     chunk: int = 256,
+    readout: str | None = None,
 ) -> np.ndarray:
     """``(Nv, Na)`` float64 ranking scores of every (video, speech) pair.
 
@@ -34,12 +35,18 @@ def pair_scores(
         combination: how S is made ('learned', 'product', 'ratio', 'none'); the network's own when None.
         learned: ``[w1, w2, b]`` of a learned combination other than the network's (for ablations).
         chunk: rows scored at once.
+        readout: how the banks make Max ('max', 'soft'); the network's own when None.
     """
     net.eval()
     device = next(net.parameters()).device
     v_raw, a_raw = v_raw.to(device), a_raw.to(device)
     s1_logit = net.fusion.pairwise_logit(net.project_video(v_raw), net.project_speech(a_raw), chunk).double()
-    memory = net.memory.max_score_pairwise(v_raw, a_raw, chunk)[0].double()
+    own_readout = net.memory.readout
+    try:
+        net.memory.readout = readout or own_readout
+        memory = net.memory.max_score_pairwise(v_raw, a_raw, chunk)[0].double()
+    finally:
+        net.memory.readout = own_readout
     combiner = net.combiner
     if combination is not None and combination != combiner.mode:
         combiner = ScoreCombiner(combination, combiner.eps)

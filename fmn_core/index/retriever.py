@@ -90,6 +90,11 @@ class Query:
     raw: torch.Tensor  # raw features (Da,) or (Dv,)
     source: str  # file path, 'recording' or 'item:<id>'
     item_id: str | None = None  # the library item the query is, if any
+    notes: tuple[str, ...] = ()  # what the user should know about how the query was read (e.g. it was cut)
+
+
+def _cut_note(path: Path, seconds: float, limit: float) -> str:
+    return f"{path.name} is {seconds:.1f} s long; only its first {limit:.0f} s were used."
 
 
 @dataclass(frozen=True)
@@ -357,7 +362,7 @@ class Retriever:
         """A query from a video or audio file (modality from the extension, else from the content).
 
         Speech longer than the front end's limit (30 s) and videos longer than 30 s are cut to
-        their start, with a warning in the log.
+        their start; the query's ``notes`` say so.
 
         Raises:
             MediaError: missing, empty, corrupt or unrecognised file; silence or under 0.3 s of speech.
@@ -365,10 +370,22 @@ class Retriever:
         path = Path(path)
         modality = detect_modality(path)
         with _torch_threads(self.query_threads):
-            raw = self.model.speech_raw(path) if modality == "speech" else self._video_query_raw(path)
-        return Query(modality, raw, str(path))
+            if modality == "speech":
+                raw, notes = self._speech_query_raw(path)
+            else:
+                raw, notes = self._video_query_raw(path)
+        return Query(modality, raw, str(path), notes=notes)
 
-    def _video_query_raw(self, path: Path) -> torch.Tensor:
+    def _speech_query_raw(self, path: Path) -> tuple[torch.Tensor, tuple[str, ...]]:
+        from fmn_core.media.audio_io import SAMPLE_RATE, load_audio
+
+        wave = load_audio(path)
+        limit = self.model.speech_frontend.max_seconds
+        seconds = len(wave) / SAMPLE_RATE
+        notes = (_cut_note(path, seconds, limit),) if seconds > limit else ()
+        return self.model.speech_raw_from_wave(wave, str(path)), notes
+
+    def _video_query_raw(self, path: Path) -> tuple[torch.Tensor, tuple[str, ...]]:
         from fmn_core.features.video import load_clip
         from fmn_core.media.video_io import probe_video
 
@@ -377,10 +394,12 @@ class Retriever:
             info = probe_video(path)
         except MediaError:
             info = None  # load_clip says what is wrong, or decodes what the container hides
+        notes: tuple[str, ...] = ()
         if info is not None and info.fps > 0 and info.duration_s > MAX_QUERY_SECONDS:
             log.warning("%s: %.1f s long; using the first %.0f s", path, info.duration_s, MAX_QUERY_SECONDS)
+            notes = (_cut_note(path, info.duration_s, MAX_QUERY_SECONDS),)
             cfg = dataclasses.replace(cfg, max_decode_frames=max(1, int(MAX_QUERY_SECONDS * info.fps)))
-        return self.model.video_raw_from_clips(load_clip(path, cfg)[None])[0]
+        return self.model.video_raw_from_clips(load_clip(path, cfg)[None])[0], notes
 
     def query_from_wave(self, wave: np.ndarray, sample_rate: int = 16000) -> Query:
         """A query from a recording: float samples, mono ``(N,)`` or ``(N, channels)``.

@@ -24,7 +24,7 @@ from torch import nn
 from fmn_core.errors import FmnError
 from fmn_core.models.fusion import FusionHead
 from fmn_core.models.i3d import I3D_COMPACT, I3DConfig, VideoEncoder, create_i3d
-from fmn_core.models.memory import POLICIES, PairedMemory, UpdateRecord
+from fmn_core.models.memory import AVERAGINGS, POLICIES, READOUTS, PairedMemory, UpdateRecord
 from fmn_core.models.speech import SpeechEncoder, SpeechEncoderConfig, create_speech_encoder
 
 COMBINATIONS = ("learned", "product", "ratio", "none")
@@ -42,9 +42,14 @@ class FMNConfig:
     memory_capacity: int = 50  # X: slots per memory bank (paper: 50)
     t1: float = 0.5  # S1 above this: the pair is judged a match and may update the banks
     t2: float = 0.8  # m2 below this: the pair is new and gets a slot; otherwise it is averaged in
-    alpha: float = 0.1  # weight of a new sample when averaged into a slot
+    alpha: float = 0.1  # weight of a new sample when averaged into a slot ('ema' averaging)
+    memory_averaging: str = "ema"  # 'ema': weight alpha; 'mean': 1 / (hits + 1), the slot is the mean of its pairs
     memory_policy: str = "least_used"  # slot a full bank gives up: 'least_used' (ties: oldest) or 'oldest'
-    memory_clamp_negative: bool = True  # clip cosines at 0 before multiplying them into Max
+    memory_clamp_negative: bool = True  # clip cosines at 0 before multiplying them into Max ('max' readout)
+    # How the memory vectors make Max: 'max' the paper's max_j m_v[j] * m_a[j]; 'soft' the
+    # agreement of softmax(temperature * m) over the slots (see PairedMemory)
+    memory_readout: str = "max"
+    memory_temperature: float = 20.0
     # How S1 and Max make S (paper formula (3) is ambiguous as printed):
     #   'learned' S = sigmoid(w1 * logit(S1) + w2 * Max + b), starts as S = S1 (w = [1, 0], b = 0)
     #   'product' S = S1 * max(Max, 0)               (one reading of (3))
@@ -58,6 +63,10 @@ class FMNConfig:
             raise ValueError(f"combination must be one of {COMBINATIONS}, got {self.combination!r}")
         if self.memory_policy not in POLICIES:
             raise ValueError(f"memory_policy must be one of {POLICIES}, got {self.memory_policy!r}")
+        if self.memory_averaging not in AVERAGINGS:
+            raise ValueError(f"memory_averaging must be one of {AVERAGINGS}, got {self.memory_averaging!r}")
+        if self.memory_readout not in READOUTS:
+            raise ValueError(f"memory_readout must be one of {READOUTS}, got {self.memory_readout!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (nested configs as dicts)."""
@@ -253,6 +262,9 @@ def create_fmn(cfg: FMNConfig, with_video_encoder: bool = True) -> FeatureMemory
         alpha=cfg.alpha,
         policy=cfg.memory_policy,
         clamp_negative=cfg.memory_clamp_negative,
+        averaging=cfg.memory_averaging,
+        readout=cfg.memory_readout,
+        temperature=cfg.memory_temperature,
     )
     return FeatureMemoryNetwork(
         speech_encoder=create_speech_encoder(cfg.speech),

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 POLICIES = ("least_used", "oldest")
+AVERAGINGS = ("ema", "mean")
+READOUTS = ("max", "soft")
 UPDATE_KINDS = ("append", "average", "replace")
 
 
@@ -143,10 +145,16 @@ class UpdateRecord:
 class PairedMemory(nn.Module):
     """A video bank and a speech bank written in pairs: slot j of both holds one remembered pair.
 
-    Scoring (paper §3.4.2, DESIGN §2.5): ``Max = max_j m_v[j] * m_a[j]`` over used slots, with
-    ``m_v``, ``m_a`` the memory vectors of the pair's raw features. With ``clamp_negative`` the
-    cosines are clipped at 0 first, because the product of two negative cosines (a pair unlike
-    both halves of a memory) would otherwise look like agreement.
+    Scoring (paper §3.4.2, DESIGN §2.5), from ``m_v``, ``m_a``, the memory vectors of the pair's raw
+    features, over used slots:
+
+    - readout 'max' (the paper): ``Max = max_j m_v[j] * m_a[j]``. With ``clamp_negative`` the
+      cosines are clipped at 0 first, because the product of two negative cosines (a pair unlike
+      both halves of a memory) would otherwise look like agreement.
+    - readout 'soft': ``Max = sum_j p_v[j] * p_a[j]`` with ``p = softmax(temperature * m)``: the
+      chance that both halves pick the same memory. Raw cosines carry each clip's own scale (a
+      voice never heard in training is a little less like every slot); a softmax over the slots
+      keeps only which memory a clip resembles most, which is what a match needs.
 
     Update (paper §3.4.3, DESIGN §2.6), one pair at a time, in batch order:
 
@@ -157,7 +165,9 @@ class PairedMemory(nn.Module):
        well defined;
     3. ``m2 < t2`` or no used slot: write the pair into a free slot, or, when the banks are full,
        over the slot the policy picks ('least_used': fewest hits, ties -> oldest; 'oldest');
-    4. otherwise ``B_j <- (1 - alpha) B_j + alpha x`` in both banks at the best slot j.
+    4. otherwise ``B_j <- (1 - w) B_j + w x`` in both banks at the best slot j, with ``w = alpha``
+       (averaging 'ema': recent pairs weigh most) or ``w = 1 / (hits + 1)`` (averaging 'mean': the
+       slot is the plain mean of every pair it absorbed, a steadier prototype).
 
     Args:
         video_dim: Dv, width of raw video features.
@@ -167,7 +177,10 @@ class PairedMemory(nn.Module):
         t2: m2 at or above this means the pair is already remembered (average), below it is new.
         alpha: weight of the new sample in the average.
         policy: which slot a full bank gives up: 'least_used' or 'oldest'.
-        clamp_negative: clip cosines at 0 before the product in ``Max``.
+        clamp_negative: clip cosines at 0 before the product in ``Max`` ('max' readout).
+        averaging: 'ema' (weight ``alpha``) or 'mean' (weight ``1 / (hits + 1)``).
+        readout: 'max' or 'soft', how the memory vectors make ``Max``.
+        temperature: the softmax's sharpness in the 'soft' readout.
     """
 
     def __init__(
@@ -180,16 +193,26 @@ class PairedMemory(nn.Module):
         alpha: float = 0.1,
         policy: str = "least_used",
         clamp_negative: bool = True,
+        averaging: str = "ema",
+        readout: str = "max",
+        temperature: float = 20.0,
     ) -> None:
         super().__init__()
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+        if averaging not in AVERAGINGS:
+            raise ValueError(f"averaging must be one of {AVERAGINGS}, got {averaging!r}")
+        if readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
         self.video = FeatureMemoryBank(video_dim, capacity)
         self.speech = FeatureMemoryBank(speech_dim, capacity)
         self.t1, self.t2, self.alpha, self.policy = t1, t2, alpha, policy
         self.clamp_negative = clamp_negative
+        self.averaging, self.readout, self.temperature = averaging, readout, temperature
 
     @property
     def capacity(self) -> int:
@@ -201,15 +224,23 @@ class PairedMemory(nn.Module):
         """``(X,)`` bool, slots holding a pair."""
         return self.video.used
 
-    def _agreement(self, m_v: torch.Tensor, m_a: torch.Tensor) -> torch.Tensor:
-        """Slot-wise product of memory vectors (broadcasting), used slots only (others -inf)."""
-        if self.clamp_negative:
-            m_v, m_a = m_v.clamp(min=0), m_a.clamp(min=0)
-        return (m_v * m_a).masked_fill(~self.used, float("-inf"))
+    def _weights(self, m: torch.Tensor) -> torch.Tensor:
+        """Memory vectors ``(B, X)`` -> what the readout multiplies slot by slot (0 at unused slots)."""
+        if self.readout == "soft":
+            if not bool(self.used.any()):
+                return torch.zeros_like(m)
+            return torch.softmax((self.temperature * m).masked_fill(~self.used, float("-inf")), dim=-1)
+        return m.clamp(min=0) if self.clamp_negative else m
 
-    def _best(self, agreement: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Max over the last axis; value 0 and slot -1 where no slot is used."""
+    def _best(self, w_v: torch.Tensor, w_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Max`` and the slot that gave it (the one that gave most, for 'soft') from broadcastable weights.
+
+        Value 0 and slot -1 where no slot is used.
+        """
+        agreement = (w_v * w_a).masked_fill(~self.used, float("-inf"))
         values, slots = agreement.max(dim=-1)
+        if self.readout == "soft":
+            values = agreement.masked_fill(~self.used, 0.0).sum(dim=-1)
         empty = ~self.used.any()
         return values.masked_fill(empty, 0.0), slots.masked_fill(empty, -1)
 
@@ -223,7 +254,8 @@ class PairedMemory(nn.Module):
         Returns:
             values ``(B,)`` (0 with an empty memory) and the argmax slot ``(B,)`` int64 (-1: empty).
         """
-        return self._best(self._agreement(self.video.memory_vector(v_raw), self.speech.memory_vector(a_raw)))
+        w_v, w_a = self._weights(self.video.memory_vector(v_raw)), self._weights(self.speech.memory_vector(a_raw))
+        return self._best(w_v, w_a)
 
     def max_score_pairwise(
         self, v_raw: torch.Tensor, a_raw: torch.Tensor, chunk: int = 256
@@ -238,8 +270,8 @@ class PairedMemory(nn.Module):
         Returns:
             values ``(N, M)`` and slots ``(N, M)``; entry ``[n, m]`` equals ``max_score`` of that pair.
         """
-        m_v, m_a = self.video.memory_vector(v_raw), self.speech.memory_vector(a_raw)
-        parts = [self._best(self._agreement(m_v[i : i + chunk, None, :], m_a[None])) for i in range(0, len(m_v), chunk)]
+        m_v, m_a = self._weights(self.video.memory_vector(v_raw)), self._weights(self.speech.memory_vector(a_raw))
+        parts = [self._best(m_v[i : i + chunk, None, :], m_a[None]) for i in range(0, len(m_v), chunk)]
         if not parts:
             return m_v.new_zeros((0, len(m_a))), torch.zeros((0, len(m_a)), dtype=torch.int64, device=m_v.device)
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
@@ -273,8 +305,9 @@ class PairedMemory(nn.Module):
     def _remember(self, index: int, v: torch.Tensor, a: torch.Tensor) -> UpdateRecord:
         m2, best = self.best_match(v, a)
         if best is not None and m2 >= self.t2:
-            self.video.average(best, v, self.alpha)
-            step = self.speech.average(best, a, self.alpha)
+            weight = self.alpha if self.averaging == "ema" else 1.0 / (int(self.video.hits[best]) + 1)
+            self.video.average(best, v, weight)
+            step = self.speech.average(best, a, weight)
             return UpdateRecord(index, best, "average", m2, step)
         slot = self.video.free_slot()
         kind = "append"

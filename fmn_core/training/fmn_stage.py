@@ -57,9 +57,15 @@ class FMNStageConfig:
     # together, as between speakers; the range covers espeak-ng's male to female timbres.
     speed_perturb: tuple[float, ...] = (0.85, 0.92, 1.0, 1.08, 1.17)
     fill_pairs: int = 4000  # training pairs replayed through the bank update rule
-    fill_positive_fraction: float = 0.5  # share of within-class pairs in that replay
-    t1_grid: tuple[float, ...] = (0.5, 0.7, 0.9)  # T1 values tried on validation
+    # The replay's pairs: True, within-class pairs only, each remembered as a confirmed match
+    # (training knows which pairs match, as a user confirming a result does); False, a mix of
+    # within- and cross-class pairs that the rule's own S1 > T1 test lets in (the paper's reading).
+    fill_by_label: bool = True
+    fill_positive_fraction: float = 0.5  # share of within-class pairs in an S1-gated replay
+    t1_grid: tuple[float, ...] = (0.5, 0.7, 0.9)  # T1 values tried on validation (S1-gated replay only)
     t2_grid: tuple[float, ...] = (0.3, 0.5, 0.7, 0.9)  # T2 values tried on validation
+    averaging_grid: tuple[str, ...] = ("mean", "ema")  # slot averagings tried on validation
+    soft_temperatures: tuple[float, ...] = (10.0, 20.0)  # 'soft' readouts tried beside 'max'
     selection_metric: str = "map"  # validation figure that chooses epoch and memory settings
 
 
@@ -278,11 +284,13 @@ def fill_memory(
     n_pairs: int,
     positive_fraction: float,
     seed: int,
+    by_label: bool = False,
 ) -> list[str]:
     """Replay random training pairs through the §2.6 update rule; returns the update kinds, in order.
 
-    Pairs are a mix of within-class (true matches) and cross-class pairs, as a stream of
-    training data would be; the rule itself decides (S1 > T1) which ones are remembered.
+    With ``by_label`` every pair is a within-class pair remembered as a confirmed match. Otherwise
+    pairs are a mix of within-class (true matches) and cross-class pairs, as a stream of
+    unlabelled data would be, and the rule itself decides (S1 > T1) which ones are remembered.
     """
     generator = torch.Generator().manual_seed(seed)
     model.memory.clear()
@@ -294,11 +302,12 @@ def fill_memory(
     for _ in range(n_pairs):
         c = classes[int(torch.randint(len(classes), (1,), generator=generator))]
         vi = int(_pick(by_video[c], 1, generator))
-        if float(torch.rand(1, generator=generator)) < positive_fraction:
+        if by_label or float(torch.rand(1, generator=generator)) < positive_fraction:
             ai = int(_pick(by_speech[c], 1, generator))
         else:
             ai = int(torch.randint(len(speech_labels), (1,), generator=generator))
-        records = model.update_memory(video.feats[vi : vi + 1].to(device), speech_raw_feats[ai : ai + 1].to(device))
+        v, a = video.feats[vi : vi + 1].to(device), speech_raw_feats[ai : ai + 1].to(device)
+        records = model.confirm_match(v, a) if by_label else model.update_memory(v, a)
         kinds.extend(r.kind for r in records)
     return kinds
 
@@ -346,7 +355,10 @@ class MemoryChoice:
     t1: float
     t2: float
     value: float  # the validation figure of the choice
-    table: list[dict[str, float | str]]  # every candidate: combination, t1, t2, value, slots used
+    table: list[dict[str, float | str]]  # every candidate: its settings, value and slots used
+    averaging: str = "ema"
+    readout: str = "max"
+    temperature: float = 20.0
 
 
 def choose_memory(
@@ -357,7 +369,12 @@ def choose_memory(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> tuple[MemoryChoice, dict[str, torch.Tensor], torch.Tensor]:
-    """Try every (T1, T2) of the grid and every combination on validation; return the best.
+    """Try every memory setting of the grids and every combination on validation; return the best.
+
+    The banks are filled once per (T1, T2, averaging); each readout and combination is then
+    judged on the same banks. With a label-driven replay T1 plays no part in the filling, so
+    validation cannot judge it: T1 is then the grid's highest (a wrong memory costs more than a
+    missed one when the banks learn at use).
 
     Args:
         model: the trained FMN with a 'learned' combiner.
@@ -369,36 +386,41 @@ def choose_memory(
 
     Returns:
         The choice, the memory buffers to keep and the learned combiner's weights ``(3,)`` for it.
-        With no validation data the paper's defaults stay (learned combination at T1, T2 of the config).
     """
     video_train, a_train, l_train = train
     video_val, a_val, l_val = val
     match = video_val.labels[:, None] == l_val[None, :]
-    grid = [(t1, t2) for t1 in cfg.t1_grid for t2 in cfg.t2_grid]
+    t1s = (max(cfg.t1_grid),) if cfg.fill_by_label else cfg.t1_grid
+    fills = [(t1, t2, avg) for t1 in t1s for t2 in cfg.t2_grid for avg in cfg.averaging_grid]
+    readouts = [("max", model.memory.temperature)] + [("soft", t) for t in cfg.soft_temperatures]
     table: list[dict[str, float | str]] = []
     best: tuple[float, MemoryChoice, dict[str, torch.Tensor], torch.Tensor] | None = None
     device = next(model.parameters()).device
     learned = model.combiner
-    for i, (t1, t2) in enumerate(grid):
-        model.memory.t1, model.memory.t2 = t1, t2
-        fill_memory(model, video_train, a_train, l_train, cfg.fill_pairs, cfg.fill_positive_fraction, seed)
-        fit_combiner(model, video_val.feats, a_val, match)
-        for combination in COMBINATIONS:
-            if combination == "none" and i > 0:
-                continue  # S = S1 does not depend on the memory settings
-            model.combiner = learned if combination == "learned" else ScoreCombiner(combination).to(device)
-            value = _selection_value(pair_scores(model, video_val.feats, a_val), video_val, l_val,
-                                     cfg.selection_metric)  # fmt: skip
-            row = {"combination": combination, "t1": t1, "t2": t2, "value": value,
-                   "slots_used": model.memory.video.num_used}  # fmt: skip
-            table.append(row)
-            if best is None or value > best[0]:
-                params = torch.cat([learned.linear.weight.detach().flatten(), learned.linear.bias.detach()]).cpu()
-                choice = MemoryChoice(combination, t1, t2, value, [])
-                best = (value, choice, model.memory.snapshot(), params)
-        model.combiner = learned
+    memory = model.memory
+    for i, (t1, t2, averaging) in enumerate(fills):
+        memory.t1, memory.t2, memory.averaging = t1, t2, averaging
+        fill_memory(model, video_train, a_train, l_train, cfg.fill_pairs, cfg.fill_positive_fraction, seed,
+                    by_label=cfg.fill_by_label)  # fmt: skip
+        for readout, temperature in readouts:
+            memory.readout, memory.temperature = readout, temperature
+            fit_combiner(model, video_val.feats, a_val, match)
+            for combination in COMBINATIONS:
+                if combination == "none" and table:
+                    continue  # S = S1 does not depend on the memory settings
+                model.combiner = learned if combination == "learned" else ScoreCombiner(combination).to(device)
+                value = _selection_value(pair_scores(model, video_val.feats, a_val), video_val, l_val,
+                                         cfg.selection_metric)  # fmt: skip
+                row = {"combination": combination, "t1": t1, "t2": t2, "averaging": averaging, "readout": readout,
+                       "temperature": temperature, "value": value, "slots_used": memory.video.num_used}  # fmt: skip
+                table.append(row)
+                if best is None or value > best[0]:
+                    params = torch.cat([learned.linear.weight.detach().flatten(), learned.linear.bias.detach()]).cpu()
+                    choice = MemoryChoice(combination, t1, t2, value, [], averaging, readout, temperature)
+                    best = (value, choice, memory.snapshot(), params)
+            model.combiner = learned
         if progress:
-            progress(i + 1, len(grid), f"memory T1={t1} T2={t2}")
+            progress(i + 1, len(fills), f"memory T1={t1} T2={t2} {averaging}")
     assert best is not None
-    _, choice, memory, params = best
-    return dataclasses.replace(choice, table=table), memory, params
+    _, choice, state, params = best
+    return dataclasses.replace(choice, table=table), state, params

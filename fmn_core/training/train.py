@@ -35,6 +35,7 @@ from fmn_core.manifest import Manifest, ManifestRow, read_manifest
 from fmn_core.models.fmn import FMNConfig, create_fmn
 from fmn_core.models.i3d import create_i3d, load_kinetics_i3d, read_kinetics_state_dict
 from fmn_core.models.speech import SpeechEncoderConfig
+from fmn_core.splits import speaker_of
 from fmn_core.training.data import Failure, decode_speech, decode_videos
 from fmn_core.training.fmn_stage import (
     FMNStageConfig,
@@ -85,6 +86,24 @@ class TrainReport:
 def _fingerprint(*parts: object) -> str:
     """A short hash of JSON-able parts: work files carry it, so a resume never mixes runs."""
     return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
+
+
+# Settings that only the memory step after stage 2 reads: changing them re-chooses the memory
+# from the finished stage-2 network instead of training it again.
+_MEMORY_ONLY_FMN = (
+    "memory_capacity", "t1", "t2", "alpha", "memory_averaging", "memory_policy", "memory_clamp_negative",
+    "memory_readout", "memory_temperature", "combination", "ratio_eps",
+)  # fmt: skip
+_MEMORY_ONLY_STAGE = (
+    "fill_pairs", "fill_by_label", "fill_positive_fraction", "t1_grid", "t2_grid", "averaging_grid",
+    "soft_temperatures",
+)  # fmt: skip
+
+
+def _stage2_settings(fmn_cfg: FMNConfig, stage: FMNStageConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings stage-2 training depends on (its work checkpoint's fingerprint)."""
+    fmn = {k: v for k, v in fmn_cfg.to_dict().items() if k not in _MEMORY_ONLY_FMN}
+    return fmn, {k: v for k, v in dataclasses.asdict(stage).items() if k not in _MEMORY_ONLY_STAGE}
 
 
 def _split_rows(manifest: Manifest, modality: str, split: str) -> list[ManifestRow]:
@@ -258,7 +277,7 @@ def train(
     # -- stage 2: speech encoder, heads, memory -------------------------------------------------
     t0 = time.perf_counter()
     net = create_fmn(fmn_cfg, with_video_encoder=False)
-    fp_fmn = _fingerprint(fp_video, fmn_cfg, cfg.speech_frontend, cfg.fmn_stage)
+    fp_fmn = _fingerprint(fp_video, *_stage2_settings(fmn_cfg, cfg.fmn_stage), cfg.speech_frontend)
     ckpt = work / "fmn_stage.safetensors"
     saved = _load_state(ckpt, fp_fmn) if resume else None
     start_epoch, history, best_state = 0, [], None
@@ -294,7 +313,10 @@ def train(
     seconds["memory"] = time.perf_counter() - t0
 
     # -- the finished model ---------------------------------------------------------------------
-    final_cfg = dataclasses.replace(fmn_cfg, t1=choice.t1, t2=choice.t2, combination=choice.combination)
+    final_cfg = dataclasses.replace(
+        fmn_cfg, t1=choice.t1, t2=choice.t2, combination=choice.combination,
+        memory_averaging=choice.averaging, memory_readout=choice.readout, memory_temperature=choice.temperature,
+    )  # fmt: skip
     final = create_fmn(final_cfg, with_video_encoder=True)
     state = {k: v for k, v in net.state_dict().items() if not k.startswith(("combiner.", "memory."))}
     state |= {f"memory.{k}": v for k, v in memory_state.items()}
@@ -304,7 +326,15 @@ def train(
     final.load_state_dict(state)
     counts = {f"{m}_{s}": len(v) for (m, s), v in rows.items()} | {"classes": len(classes), "failed": len(failures)}
     memory_report = {
-        "choice": {"combination": choice.combination, "t1": choice.t1, "t2": choice.t2, "val_value": choice.value},
+        "choice": {
+            "combination": choice.combination,
+            "t1": choice.t1,
+            "t2": choice.t2,
+            "averaging": choice.averaging,
+            "readout": choice.readout,
+            "temperature": choice.temperature,
+            "val_value": choice.value,
+        },  # fmt: skip
         "candidates": choice.table,
         "learned_combiner": learned.tolist(),  # kept for the ablations whatever was chosen
     }
@@ -326,6 +356,11 @@ def train(
                 "fmn_history": fmn_history,
                 "memory": memory_report,
                 "failures": [dataclasses.asdict(f) for f in failures],
+                # What the model has seen, so `fmn eval` can tell whether a test set is really held out.
+                "seen": {
+                    "speakers": sorted({speaker_of(r) for s in ("train", "val") for r in rows["speech", s]} - {""}),
+                    "ids": sorted(r.id for rs in rows.values() for r in rs),
+                },
             },
         },
     )

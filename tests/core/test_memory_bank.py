@@ -194,3 +194,45 @@ def test_updates_do_not_track_gradients() -> None:
     values, _ = memory.max_score(v, torch.rand(1, 3))
     values.sum().backward()  # scoring still lets gradients reach the features
     assert v.grad is not None
+
+
+def test_mean_averaging_makes_a_slot_the_mean_of_its_pairs() -> None:
+    memory = PairedMemory(2, 2, capacity=2, t2=0.5, averaging="mean")
+    samples = torch.tensor([[1.0, 0.1], [1.0, 0.3], [1.0, -0.1], [1.0, 0.5]])
+    for x in samples:
+        memory.update(x[None], x[None], torch.ones(1))  # all alike: one slot absorbs them all
+    assert memory.video.num_used == 1 and int(memory.video.hits[0]) == 4
+    assert torch.allclose(memory.video.slots[0], samples.mean(dim=0))
+    assert torch.allclose(memory.speech.slots[0], samples.mean(dim=0))
+
+
+def test_soft_readout_is_the_agreement_of_slot_softmaxes() -> None:
+    memory = PairedMemory(video_dim=4, speech_dim=3, capacity=3, t2=0.9, readout="soft", temperature=5.0)
+    for k in range(2):
+        memory.update(*_pair(k), torch.ones(1))
+    v = torch.tensor([[1.0, 0.2, 0.0, 0.0], [0.1, 1.0, 0.0, 0.0]])
+    a = torch.tensor([[1.0, 0.0, 0.3], [1.0, 0.1, 0.0]])
+    values, slots = memory.max_score(v, a)
+    m_v, m_a = memory.video.memory_vector(v)[:, :2], memory.speech.memory_vector(a)[:, :2]
+    expected = (torch.softmax(5.0 * m_v, dim=1) * torch.softmax(5.0 * m_a, dim=1)).sum(dim=1)
+    assert torch.allclose(values, expected)
+    assert slots.tolist() == [0, 0]  # both speech clips resemble pair 0; the first video does too
+    # The same memory read either way: the pair whose halves pick the same slot agrees most.
+    assert values[0] > values[1]
+    pairwise, _ = memory.max_score_pairwise(v, a)
+    assert torch.allclose(pairwise.diagonal(), values)
+
+
+def test_soft_readout_of_an_empty_memory_is_zero() -> None:
+    memory = PairedMemory(2, 2, capacity=2, readout="soft")
+    values, slots = memory.max_score(torch.rand(3, 2), torch.rand(3, 2))
+    assert torch.equal(values, torch.zeros(3)) and torch.equal(slots, torch.full((3,), -1))
+
+
+def test_unknown_averaging_or_readout_is_refused() -> None:
+    with pytest.raises(ValueError, match="averaging"):
+        PairedMemory(2, 2, averaging="median")
+    with pytest.raises(ValueError, match="readout"):
+        PairedMemory(2, 2, readout="min")
+    with pytest.raises(ValueError, match="temperature"):
+        PairedMemory(2, 2, readout="soft", temperature=0.0)

@@ -18,6 +18,7 @@ from fmn_core.index.bench import BenchConfig, run_bench, speech_wav, synthetic_r
 from fmn_core.index.retriever import Retriever
 from fmn_core.inference import FMNModel
 from fmn_core.manifest import read_manifest
+from fmn_core.media.audio_io import write_wav
 from fmn_core.media.errors import MediaError
 from fmn_core.models import FMNConfig, create_fmn
 from fmn_core.models.speech import SpeechEncoderConfig
@@ -195,6 +196,12 @@ def test_recordings_at_other_rates_and_long_ones_are_used(
     with caplog.at_level(logging.WARNING):
         retriever.query_from_wave(long, sample_rate=8000)
     assert "using the first 30 s" in caplog.text
+    path = tmp_path / "long.wav"
+    write_wav(path, np.tile(wave, 40), sr=8000)  # 40 s
+    query = retriever.query_from_file(path)
+    assert query.notes == ("long.wav is 40.0 s long; only its first 30 s were used.",)
+    write_wav(path, wave, sr=8000)
+    assert retriever.query_from_file(path).notes == ()
 
 
 def test_two_stage_ranking_rescores_the_best_cosine_candidates(retriever: Retriever) -> None:

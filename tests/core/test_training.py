@@ -70,15 +70,38 @@ def test_training_beats_random_ranking_on_unseen_test_data(trained: Path, small_
     for direction in ("speech->video", "video->speech"):
         assert fmn[direction].map > chance[direction].map + 0.15, (direction, fmn[direction], chance[direction])
     assert report.voices["shared"] == []  # test speech comes from voices never heard in training
+    assert report.voices["seen_items"] == 0
 
 
-def test_the_model_folder_carries_what_inference_needs(trained: Path) -> None:
+def test_eval_flags_a_test_split_the_model_has_trained_on(trained: Path, small_corpus: Path, tmp_path: Path) -> None:
+    """A manifest split differently from the model's training manifest is caught by the model's record."""
+    text = (small_corpus / "manifest.csv").read_text()
+    root = str(small_corpus)
+    resplit = text.replace(",train,", ",test,").replace("video/", f"{root}/video/")
+    resplit = resplit.replace("speech/", f"{root}/speech/")
+    (tmp_path / "manifest.csv").write_text(resplit)
+    report = evaluate(FMNModel.load(trained), tmp_path / "manifest.csv", split="test", jobs=2)
+    training = json.loads((trained / "training.json").read_text())["seen"]
+    assert report.voices["seen_items"] == sum(1 for line in text.splitlines() if ",train," in line)
+    assert report.voices["shared"] and set(report.voices["shared"]) <= set(training["speakers"])
+
+
+def test_the_model_folder_carries_what_inference_needs(trained: Path, small_corpus: Path) -> None:
     model = FMNModel.load(trained)
+    manifest_lines = (small_corpus / "manifest.csv").read_text().splitlines()
     assert model.class_names == sorted(SMALL.classes)
     assert model.cfg.video.num_classes == 3
     assert model.video_frontend.frames == 8 and model.video_frontend.size == 64
     training = json.loads((trained / "training.json").read_text())
-    assert training["memory"]["choice"]["combination"] == model.cfg.combination
+    choice = training["memory"]["choice"]
+    assert choice["combination"] == model.cfg.combination and choice["readout"] == model.cfg.memory_readout
+    assert choice["averaging"] == model.cfg.memory_averaging and choice["t2"] == model.cfg.t2
+    candidates = training["memory"]["candidates"]
+    assert {c["readout"] for c in candidates} == {"max", "soft"}
+    assert {c["averaging"] for c in candidates} == {"mean", "ema"}
+    assert choice["val_value"] == max(c["value"] for c in candidates)  # validation chose the best candidate
+    test_ids = {line.split(",")[0] for line in manifest_lines if ",test," in line}
+    assert training["seen"]["speakers"] and test_ids and not test_ids & set(training["seen"]["ids"])
     assert {"stage1_video", "features", "stage2_fmn", "memory"} <= set(training["seconds"])
     assert model.net.memory.video.num_used > 0 or model.cfg.combination == "none"
 
