@@ -203,9 +203,11 @@ def train(
         )
     fp_video = _fingerprint(manifest_hash, fmn_cfg.video, fe, cfg.video_stage, cfg.seed, str(kinetics_checkpoint))
     saved = _load_state(work / "video_encoder.safetensors", fp_video) if resume else None
+    reused: list[str] = []  # stages taken from work checkpoints: their time is the one recorded there
     if saved is not None:
         encoder.load_state_dict(saved[0])
         video_history = saved[1]["history"]
+        reused.append("stage1_video")
         log.info("stage 1: reusing the trained video encoder in %s", work)
     else:
         store = dataclasses.replace(
@@ -240,10 +242,10 @@ def train(
         _save_state(
             work / "video_encoder.safetensors",
             encoder.state_dict(),
-            {"fingerprint": fp_video, "history": video_history},
+            {"fingerprint": fp_video, "history": video_history, "seconds": time.perf_counter() - t0},
         )
     encoder.eval().to(device)
-    seconds["stage1_video"] = time.perf_counter() - t0
+    seconds["stage1_video"] = saved[1].get("seconds", 0.0) if saved is not None else time.perf_counter() - t0
 
     # -- frozen features ------------------------------------------------------------------------
     t0 = time.perf_counter()
@@ -271,7 +273,9 @@ def train(
         variants = None
         if speeds:
             variants, items = items, [versions[speeds.index(1.0)] for versions in items]
-        speech_sets[split] = SpeechSet(items, labels[keep], [ds.rows[i].lang or "" for i in keep], variants)
+        speakers = [speaker_of(ds.rows[i]) for i in keep]
+        langs = [ds.rows[i].lang or "" for i in keep]
+        speech_sets[split] = SpeechSet(items, labels[keep], langs, variants, speakers)
     seconds["features"] = time.perf_counter() - t0
 
     # -- stage 2: speech encoder, heads, memory -------------------------------------------------
@@ -280,9 +284,11 @@ def train(
     fp_fmn = _fingerprint(fp_video, *_stage2_settings(fmn_cfg, cfg.fmn_stage), cfg.speech_frontend)
     ckpt = work / "fmn_stage.safetensors"
     saved = _load_state(ckpt, fp_fmn) if resume else None
-    start_epoch, history, best_state = 0, [], None
+    start_epoch, history, best_state, earlier = 0, [], None, 0.0
     if saved is not None:
         tensors, meta = saved
+        earlier = meta.get("seconds", 0.0)
+        reused.append("stage2_fmn")
         net.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("last.")})
         best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         start_epoch, history = meta["epoch"], meta["history"]
@@ -290,14 +296,15 @@ def train(
 
     def checkpoint(epoch: int, hist: list[dict[str, float]], best: dict[str, torch.Tensor]) -> None:
         tensors = {f"last.{k}": v for k, v in net.state_dict().items()} | {f"best.{k}": v for k, v in best.items()}
-        _save_state(ckpt, tensors, {"fingerprint": fp_fmn, "epoch": epoch, "history": hist})
+        spent = earlier + time.perf_counter() - t0  # over every run that trained this stage
+        _save_state(ckpt, tensors, {"fingerprint": fp_fmn, "epoch": epoch, "history": hist, "seconds": spent})
 
     net, fmn_history = train_fmn_stage(
         net, (video_sets["train"], speech_sets["train"]), (video_sets["val"], speech_sets["val"]), cfg.fmn_stage,
         device, cfg.seed, (lambda s, t, m: progress("stage 2 (FMN)", s, t, m)) if progress else None,
         resume=(start_epoch, history, best_state) if saved is not None else None, on_epoch_end=checkpoint,
     )  # fmt: skip
-    seconds["stage2_fmn"] = time.perf_counter() - t0
+    seconds["stage2_fmn"] = earlier + time.perf_counter() - t0
 
     t0 = time.perf_counter()
     a_train = speech_raw(net, speech_sets["train"].feats, device)
@@ -351,6 +358,7 @@ def train(
                 "config": cfg.to_dict(),
                 "device": str(device),
                 "seconds": seconds,
+                "reused": reused,  # stages (partly) from work checkpoints: earlier runs' time is counted when recorded
                 "counts": counts,
                 "video_history": video_history,
                 "fmn_history": fmn_history,

@@ -20,7 +20,7 @@ from fmn_core.models.fmn import FMNConfig
 from fmn_core.models.i3d import I3DConfig
 from fmn_core.models.speech import SpeechEncoderConfig
 from fmn_core.splits import SplitSpec
-from fmn_core.training.fmn_stage import FMNStageConfig, pk_batches, spec_augment
+from fmn_core.training.fmn_stage import FMNStageConfig, SpeechSet, pk_batches, spec_augment
 from fmn_core.training.train import TrainConfig, train
 from fmn_core.training.video_stage import VideoStageConfig
 
@@ -99,6 +99,7 @@ def test_the_model_folder_carries_what_inference_needs(trained: Path, small_corp
     candidates = training["memory"]["candidates"]
     assert {c["readout"] for c in candidates} == {"max", "soft"}
     assert {c["averaging"] for c in candidates} == {"mean", "ema"}
+    assert sum(c["combination"] == "none" for c in candidates) == 1  # S = S1 is judged once
     assert choice["val_value"] == max(c["value"] for c in candidates)  # validation chose the best candidate
     test_ids = {line.split(",")[0] for line in manifest_lines if ",test," in line}
     assert training["seen"]["speakers"] and test_ids and not test_ids & set(training["seen"]["ids"])
@@ -112,6 +113,9 @@ def test_a_second_run_resumes_from_the_work_checkpoints(trained: Path, small_cor
     after = FMNModel.load(trained)
     for (name, a), (_, b) in zip(before.net.state_dict().items(), after.net.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+    training = json.loads((trained / "training.json").read_text())
+    assert training["reused"] == ["stage1_video", "stage2_fmn"]
+    assert training["seconds"]["stage1_video"] > 0 and training["seconds"]["stage2_fmn"] > 0  # the first run's time
 
 
 def test_unreadable_rows_are_skipped_and_reported(small_corpus: Path, tmp_path: Path) -> None:
@@ -158,6 +162,19 @@ def test_pk_batches_hold_p_classes_of_k_items() -> None:
         counts = np.bincount(speech[s_idx].numpy(), minlength=5)
         assert sorted(counts[counts > 0].tolist()) == [2, 2, 2, 2]
         assert speech[s_idx].tolist() == video[v_idx].tolist()  # the same classes in the same order
+
+
+def test_speaker_balanced_batches_draw_a_rare_voice_as_often_as_a_common_one() -> None:
+    # one class: speaker "common" has 9 utterances, "rare" has 1
+    speakers = ["common"] * 9 + ["rare"]
+    speech = SpeechSet([torch.zeros(4, 2)] * 10, torch.zeros(10, dtype=torch.int64), ["en"] * 10, None, speakers)
+    weights = speech.speaker_weights()
+    assert torch.allclose(weights, torch.tensor([1 / 9] * 9 + [1.0]))
+    cfg = FMNStageConfig(classes_per_batch=1, per_class=1)
+    generator = torch.Generator().manual_seed(0)
+    drawn = [int(s) for _ in range(2000) for s, _ in pk_batches(speech.labels, torch.zeros(2), cfg, generator, weights)]
+    rare = drawn.count(9) / len(drawn)
+    assert 0.45 < rare < 0.55  # half the draws, against 1 in 10 without balancing
 
 
 def test_spec_augment_masks_without_touching_the_input() -> None:
