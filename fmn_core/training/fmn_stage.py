@@ -71,7 +71,7 @@ class FMNStageConfig:
     # Draw a class's training utterances so that each of its speakers is equally likely, rather
     # than each utterance: a voice with few recordings (the corpus's flite and festival voices)
     # is otherwise drawn about 8x less often than an espeak-ng timbre.
-    balance_speakers: bool = True
+    balance_speakers: bool = False
 
 
 @dataclass
