@@ -72,6 +72,9 @@ class FMNStageConfig:
     # than each utterance: a voice with few recordings (the corpus's flite and festival voices)
     # is otherwise drawn about 8x less often than an espeak-ng timbre.
     balance_speakers: bool = False
+    # Also try the average of the weights of the last N epochs (stochastic weight averaging,
+    # Izmailov et al. 2018) as a candidate for the kept model: validation decides. 0: off.
+    average_last: int = 15
 
 
 @dataclass
@@ -238,6 +241,9 @@ def train_fmn_stage(
             scheduler.step()  # the schedule of the epochs already done (the optimizer's moments restart)
     best = _best_of(history)
     weights = speech_train.speaker_weights() if cfg.balance_speakers else None
+    # A resumed run averages only the epochs it trains itself (the average is not checkpointed).
+    averaged: dict[str, torch.Tensor] | None = None
+    n_averaged = 0
     for epoch in range(start_epoch, cfg.epochs):
         generator = torch.Generator().manual_seed(seed * 1009 + epoch)
         torch.manual_seed(seed * 1009 + epoch)  # dropout
@@ -273,13 +279,12 @@ def train_fmn_stage(
                     total,
                     f"fmn epoch {epoch + 1}/{cfg.epochs} loss {float(loss.detach()):.3f}",
                 )
+        if cfg.average_last and epoch >= cfg.epochs - cfg.average_last:
+            n_averaged += 1
+            averaged = _running_average(averaged, model.state_dict(), n_averaged)
         entry = {"epoch": epoch + 1, "loss": running / max(1, n)}
         if has_val:
-            a_val = speech_raw(model, val[1].feats, device)
-            entry["val_" + cfg.selection_metric] = _selection_value(
-                pair_scores(model, val[0].feats, a_val, combination="none"), val[0], val[1].labels,
-                cfg.selection_metric,
-            )  # fmt: skip
+            entry["val_" + cfg.selection_metric] = _validate(model, val, cfg, device)
         history.append(entry)
         log.info("fmn epoch %d: %s", epoch + 1, entry)
         value = entry.get("val_" + cfg.selection_metric, float("nan"))
@@ -288,9 +293,45 @@ def train_fmn_stage(
             entry["best"] = 1.0
         if on_epoch_end:
             on_epoch_end(epoch + 1, history, best_state)
+    if averaged is not None and has_val:
+        last = copy.deepcopy(model.state_dict())
+        model.load_state_dict(averaged)
+        value = _validate(model, val, cfg, device)
+        entry = {"epoch": cfg.epochs, "averaged_epochs": n_averaged, "val_" + cfg.selection_metric: value}
+        history.append(entry)
+        log.info("fmn average of the last %d epochs: %s", n_averaged, entry)
+        if value >= best:
+            best, best_state = value, averaged
+            entry["best"] = 1.0
+        model.load_state_dict(last)
+        if on_epoch_end:  # so that a rerun finds the choice made, not only the epochs
+            on_epoch_end(cfg.epochs, history, best_state)
     if best_state is not None:
         model.load_state_dict(best_state)
     return model.eval(), history
+
+
+def _validate(
+    model: FeatureMemoryNetwork, val: tuple[VideoSet, SpeechSet], cfg: FMNStageConfig, device: torch.device
+) -> float:
+    """The selection figure of S = S1 on the validation split."""
+    a_val = speech_raw(model, val[1].feats, device)
+    scores = pair_scores(model, val[0].feats, a_val, combination="none")
+    return _selection_value(scores, val[0], val[1].labels, cfg.selection_metric)
+
+
+def _running_average(
+    average: dict[str, torch.Tensor] | None, state: dict[str, torch.Tensor], n: int
+) -> dict[str, torch.Tensor]:
+    """The mean of ``n`` states given the mean of the first ``n - 1``; non-float tensors keep the latest."""
+    if average is None:
+        return {k: v.detach().clone() for k, v in state.items()}
+    for k, v in state.items():
+        if v.is_floating_point():
+            average[k] += (v.detach() - average[k]) / n
+        else:
+            average[k] = v.detach().clone()
+    return average
 
 
 def _best_of(history: list[dict[str, float]]) -> float:

@@ -20,7 +20,7 @@ from fmn_core.models.fmn import FMNConfig
 from fmn_core.models.i3d import I3DConfig
 from fmn_core.models.speech import SpeechEncoderConfig
 from fmn_core.splits import SplitSpec
-from fmn_core.training.fmn_stage import FMNStageConfig, SpeechSet, pk_batches, spec_augment
+from fmn_core.training.fmn_stage import FMNStageConfig, SpeechSet, _running_average, pk_batches, spec_augment
 from fmn_core.training.train import TrainConfig, train
 from fmn_core.training.video_stage import VideoStageConfig
 
@@ -100,6 +100,8 @@ def test_the_model_folder_carries_what_inference_needs(trained: Path, small_corp
     assert {c["readout"] for c in candidates} == {"max", "soft"}
     assert {c["averaging"] for c in candidates} == {"mean", "ema"}
     assert sum(c["combination"] == "none" for c in candidates) == 1  # S = S1 is judged once
+    averaged = [e for e in training["fmn_history"] if "averaged_epochs" in e]  # the weight average was a candidate
+    assert len(averaged) == 1 and averaged[0]["averaged_epochs"] == SMALL_TRAINING.fmn_stage.average_last
     assert choice["val_value"] == max(c["value"] for c in candidates)  # validation chose the best candidate
     test_ids = {line.split(",")[0] for line in manifest_lines if ",test," in line}
     assert training["seen"]["speakers"] and test_ids and not test_ids & set(training["seen"]["ids"])
@@ -175,6 +177,16 @@ def test_speaker_balanced_batches_draw_a_rare_voice_as_often_as_a_common_one() -
     drawn = [int(s) for _ in range(2000) for s, _ in pk_batches(speech.labels, torch.zeros(2), cfg, generator, weights)]
     rare = drawn.count(9) / len(drawn)
     assert 0.45 < rare < 0.55  # half the draws, against 1 in 10 without balancing
+
+
+def test_running_average_is_the_mean_of_float_tensors_and_keeps_the_latest_counters() -> None:
+    states = [{"w": torch.tensor([float(i), 2.0 * i]), "hits": torch.tensor([i])} for i in range(1, 5)]
+    average = None
+    for n, state in enumerate(states, start=1):
+        average = _running_average(average, state, n)
+    assert average is not None
+    assert torch.allclose(average["w"], torch.tensor([2.5, 5.0])) and average["hits"].tolist() == [4]
+    assert states[0]["w"].tolist() == [1.0, 2.0]  # the states themselves are untouched
 
 
 def test_spec_augment_masks_without_touching_the_input() -> None:
