@@ -241,8 +241,8 @@ class FeatureMemoryNetwork(nn.Module):
         return self.memory.update(v_raw, a_raw, s1)
 
     def confirm_match(self, v_raw: torch.Tensor, a_raw: torch.Tensor) -> list[UpdateRecord]:
-        """A user's "this is a correct match": remember the pairs whatever S1 says."""
-        return self.memory.update(v_raw, a_raw, torch.ones(len(v_raw), device=v_raw.device))
+        """A user's "this is a correct match": remember the pairs whatever S1 says, with full weight."""
+        return self.memory.update(v_raw, a_raw, torch.ones(len(v_raw), device=v_raw.device), confirmed=True)
 
 
 def create_fmn(cfg: FMNConfig, with_video_encoder: bool = True) -> FeatureMemoryNetwork:

@@ -58,7 +58,7 @@ class FMNStageConfig:
     # together, as between speakers; the range covers espeak-ng's male to female timbres.
     speed_perturb: tuple[float, ...] = (0.85, 0.92, 1.0, 1.08, 1.17)
     fill_pairs: int = 4000  # training pairs replayed through the bank update rule
-    # The replay's pairs: True, within-class pairs only, each remembered as a confirmed match
+    # The replay's pairs: True, within-class pairs only, each remembered whatever S1 says
     # (training knows which pairs match, as a user confirming a result does); False, a mix of
     # within- and cross-class pairs that the rule's own S1 > T1 test lets in (the paper's reading).
     fill_by_label: bool = True
@@ -355,7 +355,7 @@ def fill_memory(
 ) -> list[str]:
     """Replay random training pairs through the §2.6 update rule; returns the update kinds, in order.
 
-    With ``by_label`` every pair is a within-class pair remembered as a confirmed match. Otherwise
+    With ``by_label`` every pair is a within-class pair, remembered whatever S1 says. Otherwise
     pairs are a mix of within-class (true matches) and cross-class pairs, as a stream of
     unlabelled data would be, and the rule itself decides (S1 > T1) which ones are remembered.
     """
@@ -374,7 +374,8 @@ def fill_memory(
         else:
             ai = int(torch.randint(len(speech_labels), (1,), generator=generator))
         v, a = video.feats[vi : vi + 1].to(device), speech_raw_feats[ai : ai + 1].to(device)
-        records = model.confirm_match(v, a) if by_label else model.update_memory(v, a)
+        # A training pair known to match is remembered as a match: one pair among the slot's others.
+        records = model.memory.update(v, a, torch.ones(1, device=device)) if by_label else model.update_memory(v, a)
         kinds.extend(r.kind for r in records)
     return kinds
 

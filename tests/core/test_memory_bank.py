@@ -236,3 +236,13 @@ def test_unknown_averaging_or_readout_is_refused() -> None:
         PairedMemory(2, 2, readout="min")
     with pytest.raises(ValueError, match="temperature"):
         PairedMemory(2, 2, readout="soft", temperature=0.0)
+
+
+def test_a_confirmation_moves_a_full_slot_at_least_alpha() -> None:
+    memory = PairedMemory(2, 2, capacity=2, t2=0.5, alpha=0.1, averaging="mean")
+    for _ in range(99):
+        memory.update(torch.tensor([[1.0, 0.0]]), torch.tensor([[1.0, 0.0]]), torch.ones(1))
+    memory.update(torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0, 1.0]]), torch.ones(1))  # one pair of a hundred
+    assert memory.video.slots[0].tolist() == pytest.approx([1.0, 0.01])
+    memory.update(torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0, 1.0]]), torch.ones(1), confirmed=True)
+    assert memory.video.slots[0].tolist() == pytest.approx([1.0, 0.01 + 0.1 * (1.0 - 0.01)])
