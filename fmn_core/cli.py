@@ -202,6 +202,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for scope in report.scopes():
         print(f"\n[{scope}]")
         print(report.table(scope))
+    if report.by_speaker:
+        print(f"\n[per speaker: {report.shipped}]")
+        print(report.speaker_table())
     if report.failures:
         print(f"\n{len(report.failures)} rows could not be used:")
         for f in report.failures:

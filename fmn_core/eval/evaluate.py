@@ -87,11 +87,16 @@ class EvalReport:
     counts: dict[str, int]
     voices: dict[str, Any]  # what of the split the model may know already (held_out_check)
     failures: list[Failure] = field(default_factory=list)
+    by_speaker: dict[str, dict[str, RetrievalMetrics]] = field(default_factory=dict)  # the shipped ranking's
 
     def table(self, scope: str = "all", fractions: bool = True) -> str:
         """The plain-text table of one scope."""
         rows = {m: by_scope[scope] for m, by_scope in self.results.items() if scope in by_scope}
         return format_table(rows, fractions=fractions)
+
+    def speaker_table(self) -> str:
+        """The shipped ranking per speaker ("who (language)"): which voices it fails on."""
+        return format_table(self.by_speaker, name="speaker")
 
     def scopes(self) -> list[str]:
         return sorted({s for by_scope in self.results.values() for s in by_scope}, key=lambda s: (s != "all", s))
@@ -107,6 +112,7 @@ class EvalReport:
                 m: {s: {d: met.to_dict() for d, met in by_dir.items()} for s, by_dir in by_scope.items()}
                 for m, by_scope in self.results.items()
             },
+            "by_speaker": {g: {d: met.to_dict() for d, met in by_dir.items()} for g, by_dir in self.by_speaker.items()},
         }
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
@@ -139,10 +145,18 @@ def encode_split(
 def _by_scope(scores: np.ndarray, data: EncodedSplit, ks: Sequence[int]) -> dict[str, dict[str, RetrievalMetrics]]:
     """Both directions over all speech, then over each language's speech."""
     out = {"all": bidirectional_metrics(scores, data.video_labels, data.speech_labels, ks)}
-    langs = np.array([r.lang or "" for r in data.speech_rows])
-    for lang in sorted(set(langs.tolist()) - {""}):
-        keep = langs == lang
-        out[lang] = bidirectional_metrics(scores[:, keep], data.video_labels, data.speech_labels[keep], ks)
+    return out | _by_group(scores, data, ks, [r.lang or "" for r in data.speech_rows])
+
+
+def _by_group(
+    scores: np.ndarray, data: EncodedSplit, ks: Sequence[int], groups: Sequence[str]
+) -> dict[str, dict[str, RetrievalMetrics]]:
+    """Both directions over each group of the speech (its queries; its items as the gallery)."""
+    groups_a = np.array(groups)
+    out = {}
+    for group in sorted(set(groups) - {""}):
+        keep = groups_a == group
+        out[group] = bidirectional_metrics(scores[:, keep], data.video_labels, data.speech_labels[keep], ks)
     return out
 
 
@@ -212,9 +226,10 @@ def evaluate(
         raise FmnError(f"{manifest_path}: split {split!r} shares no label between its videos and its speech")
     readout = model.cfg.memory_readout
     shipped = variant_name(model.cfg.combination, readout) + " (shipped)"
-    results: dict[str, dict[str, dict[str, RetrievalMetrics]]] = {
-        shipped: _by_scope(pair_scores(model.net, data.v_raw, data.a_raw), data, ks)
-    }
+    shipped_scores = pair_scores(model.net, data.v_raw, data.a_raw)
+    results: dict[str, dict[str, dict[str, RetrievalMetrics]]] = {shipped: _by_scope(shipped_scores, data, ks)}
+    speakers = [f"{speaker_of(r)} ({r.lang})" if r.lang else speaker_of(r) for r in data.speech_rows]
+    by_speaker = _by_group(shipped_scores, data, ks, speakers)
     if ablations:
         learned = model.extra.get("training", {}).get("memory", {}).get("learned_combiner")
         for combination in FMN_VARIANTS:
@@ -250,4 +265,5 @@ def evaluate(
                     progress(f"baseline {name} on {inputs}", 1, 1)
     results["random ranking (expected)"] = _random_by_scope(data, ks)
     counts = {"videos": len(data.video_rows), "speech": len(data.speech_rows), "failed": len(failures)}
-    return EvalReport(split, results, shipped, counts, held_out_check(model, manifest, data, split), failures)
+    held_out = held_out_check(model, manifest, data, split)
+    return EvalReport(split, results, shipped, counts, held_out, failures, by_speaker)

@@ -285,12 +285,13 @@ def bidirectional_random(
     }
 
 
-def format_table(rows: dict[str, dict[str, RetrievalMetrics]], fractions: bool = False) -> str:
+def format_table(rows: dict[str, dict[str, RetrievalMetrics]], fractions: bool = False, name: str = "method") -> str:
     """A plain-text table of methods × directions, with R@k and mAP in percent (the paper's convention).
 
     Args:
         rows: ``{method: {direction: metrics}}``, e.g. ``{"cca": bidirectional_metrics(...)}``.
         fractions: also show the relevant fraction at each k (``F@k``, the paper's formula (5)).
+        name: the heading of the first column (what the rows are).
 
     Returns:
         The table, one line per (method, direction), followed by a legend line.
@@ -298,7 +299,7 @@ def format_table(rows: dict[str, dict[str, RetrievalMetrics]], fractions: bool =
     all_metrics = [m for by_dir in rows.values() for m in by_dir.values()]
     ks = sorted({k for m in all_metrics for k in m.recall_at})
     fks = sorted({k for m in all_metrics for k in m.relevant_fraction_at}) if fractions else []
-    header = ["method", "direction", *(f"R@{k}" for k in ks), "mAP", "MedR", *(f"F@{k}" for k in fks), "queries"]
+    header = [name, "direction", *(f"R@{k}" for k in ks), "mAP", "MedR", *(f"F@{k}" for k in fks), "queries"]
     lines = [header]
     for method, by_dir in rows.items():
         for direction, m in by_dir.items():

@@ -71,6 +71,11 @@ def test_training_beats_random_ranking_on_unseen_test_data(trained: Path, small_
         assert fmn[direction].map > chance[direction].map + 0.15, (direction, fmn[direction], chance[direction])
     assert report.voices["shared"] == []  # test speech comes from voices never heard in training
     assert report.voices["seen_items"] == 0
+    # per speaker: every test utterance is a query of exactly one speaker's row
+    speakers = report.by_speaker
+    assert speakers and all(name.endswith(("(en)", "(zh)")) for name in speakers)
+    n_speech = report.counts["speech"]
+    assert sum(by_dir["speech->video"].n_queries for by_dir in speakers.values()) == n_speech
 
 
 def test_eval_flags_a_test_split_the_model_has_trained_on(trained: Path, small_corpus: Path, tmp_path: Path) -> None:
