@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from fmn_core.errors import FmnError
-from fmn_core.eval.scoring import pair_scores
+from fmn_core.eval.scoring import pair_scores, ranking_from_terms
 from fmn_core.features.audio import SpeechFrontEndConfig, collate_speech, mfcc, prepare_wave, speech_features
 from fmn_core.features.video import VideoFrontEndConfig, load_clip
 from fmn_core.models.checkpoint import load_checkpoint, save_checkpoint
@@ -213,7 +213,14 @@ class FMNModel:
             memory=out.memory.cpu(),
             slot=out.slot.cpu(),
             logit=None if out.logit is None else out.logit.cpu(),
+            s1_logit=None if out.s1_logit is None else out.s1_logit.cpu(),
         )
+
+    def score_and_rank(self, v_raw: torch.Tensor, a_raw: torch.Tensor) -> tuple[ScoreOutput, np.ndarray]:
+        """:meth:`score_pairwise` and :meth:`ranking_scores` of the same pairs, the network run once."""
+        out = self.score_pairwise(v_raw, a_raw)
+        assert out.s1_logit is not None
+        return out, ranking_from_terms(self.net.combiner, out.s1_logit, out.memory)
 
     def ranking_scores(self, v_raw: torch.Tensor, a_raw: torch.Tensor) -> np.ndarray:
         """``(N, M)`` float64 scores to rank by (the logit of S where there is one; see ``eval.scoring``)."""

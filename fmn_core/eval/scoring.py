@@ -40,14 +40,27 @@ def pair_scores(
     net.eval()
     device = next(net.parameters()).device
     v_raw, a_raw = v_raw.to(device), a_raw.to(device)
-    s1_logit = net.fusion.pairwise_logit(net.project_video(v_raw), net.project_speech(a_raw), chunk).double()
-    own_readout = net.memory.readout
-    try:
-        net.memory.readout = readout or own_readout
-        memory = net.memory.max_score_pairwise(v_raw, a_raw, chunk)[0].double()
-    finally:
-        net.memory.readout = own_readout
-    combiner = net.combiner
+    s1_logit = net.fusion.pairwise_logit(net.project_video(v_raw), net.project_speech(a_raw), chunk)
+    memory = net.memory.max_score_pairwise(v_raw, a_raw, chunk, readout)[0]
+    return ranking_from_terms(net.combiner, s1_logit, memory, combination, learned)
+
+
+@torch.no_grad()
+def ranking_from_terms(
+    combiner: ScoreCombiner,
+    s1_logit: torch.Tensor,
+    memory: torch.Tensor,
+    combination: str | None = None,
+    learned: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Float64 ranking scores from a scoring's terms (S1's logit and Max), as :func:`pair_scores` ranks.
+
+    Args:
+        combiner: the network's combiner.
+        s1_logit, memory: ``(N, M)`` terms of the pairs (``ScoreOutput.s1_logit``, ``.memory``).
+        combination, learned: as in :func:`pair_scores`.
+    """
+    s1_logit, memory = s1_logit.double(), memory.double()
     if combination is not None and combination != combiner.mode:
         combiner = ScoreCombiner(combination, combiner.eps)
         if combination == "learned":
@@ -56,6 +69,6 @@ def pair_scores(
             combiner.linear.weight.data = torch.tensor([list(learned[:2])], dtype=torch.float64)
             combiner.linear.bias.data = torch.tensor(list(learned[2:3]), dtype=torch.float64)
     if combiner.mode == "learned":
-        combiner = copy.deepcopy(combiner).to(device).double()  # a copy: the network's stays float32
+        combiner = copy.deepcopy(combiner).to(s1_logit.device).double()  # a copy: the network's stays float32
     s, _, logit = combiner(s1_logit, memory)
     return (logit if logit is not None else s).cpu().numpy()

@@ -454,13 +454,13 @@ class Retriever:
                 c_raw = torch.from_numpy(np.ascontiguousarray(col.raw[rows], dtype=np.float32))
                 speech_query = query.modality == "speech"
                 v, a = (c_raw, q_raw) if speech_query else (q_raw, c_raw)
-                out = self.model.score_pairwise(v, a)
+                out, ranking = self.model.score_and_rank(v, a)
 
                 def flat(t: torch.Tensor | np.ndarray) -> np.ndarray:
                     return np.asarray(t[:, 0] if speech_query else t[0])
 
                 # The evaluation's order (FMNModel.ranking_scores), not S itself: S saturates in float32.
-                order = np.argsort(-flat(self.model.ranking_scores(v, a)), kind="stable")[:top]
+                order = np.argsort(-flat(ranking), kind="stable")[:top]
                 s, s1, mem, slot = flat(out.s), flat(out.s1), flat(out.memory), flat(out.slot)
                 hits = [
                     Hit(col.items[rows[j]], rank + 1, float(s[j]), float(s1[j]), float(mem[j]), int(slot[j]))

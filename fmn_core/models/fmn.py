@@ -104,6 +104,7 @@ class ScoreOutput:
     memory: torch.Tensor  # Max, the memory banks' agreement (0 with an empty memory)
     slot: torch.Tensor  # int64 slot that gave Max (-1 with an empty memory)
     logit: torch.Tensor | None  # logit of S where the combination has one (for a stable BCE)
+    s1_logit: torch.Tensor | None = None  # logit of S1 (what ranking recombines in float64)
 
 
 class ScoreCombiner(nn.Module):
@@ -214,14 +215,14 @@ class FeatureMemoryNetwork(nn.Module):
         s1_logit = self.fusion.logit(self.project_video(v_raw), self.project_speech(a_raw))
         memory, slot = self.memory.max_score(v_raw, a_raw)
         s, s1, logit = self.combiner(s1_logit, memory)
-        return ScoreOutput(s=s, s1=s1, memory=memory, slot=slot, logit=logit)
+        return ScoreOutput(s=s, s1=s1, memory=memory, slot=slot, logit=logit, s1_logit=s1_logit)
 
     def score_pairwise(self, v_raw: torch.Tensor, a_raw: torch.Tensor, chunk: int = 256) -> ScoreOutput:
         """Scores of every pair of ``v_raw (N, Dv)`` and ``a_raw (M, Da)``: ``ScoreOutput`` of ``(N, M)``."""
         s1_logit = self.fusion.pairwise_logit(self.project_video(v_raw), self.project_speech(a_raw), chunk)
         memory, slot = self.memory.max_score_pairwise(v_raw, a_raw, chunk)
         s, s1, logit = self.combiner(s1_logit, memory)
-        return ScoreOutput(s=s, s1=s1, memory=memory, slot=slot, logit=logit)
+        return ScoreOutput(s=s, s1=s1, memory=memory, slot=slot, logit=logit, s1_logit=s1_logit)
 
     # -- memory -------------------------------------------------------------------------------
 

@@ -224,41 +224,46 @@ class PairedMemory(nn.Module):
         """``(X,)`` bool, slots holding a pair."""
         return self.video.used
 
-    def _weights(self, m: torch.Tensor) -> torch.Tensor:
+    def _weights(self, m: torch.Tensor, readout: str) -> torch.Tensor:
         """Memory vectors ``(B, X)`` -> what the readout multiplies slot by slot (0 at unused slots)."""
-        if self.readout == "soft":
+        if readout == "soft":
             if not bool(self.used.any()):
                 return torch.zeros_like(m)
             return torch.softmax((self.temperature * m).masked_fill(~self.used, float("-inf")), dim=-1)
         return m.clamp(min=0) if self.clamp_negative else m
 
-    def _best(self, w_v: torch.Tensor, w_a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _best(self, w_v: torch.Tensor, w_a: torch.Tensor, readout: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``Max`` and the slot that gave it (the one that gave most, for 'soft') from broadcastable weights.
 
         Value 0 and slot -1 where no slot is used.
         """
         agreement = (w_v * w_a).masked_fill(~self.used, float("-inf"))
         values, slots = agreement.max(dim=-1)
-        if self.readout == "soft":
+        if readout == "soft":
             values = agreement.masked_fill(~self.used, 0.0).sum(dim=-1)
         empty = ~self.used.any()
         return values.masked_fill(empty, 0.0), slots.masked_fill(empty, -1)
 
-    def max_score(self, v_raw: torch.Tensor, a_raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def max_score(
+        self, v_raw: torch.Tensor, a_raw: torch.Tensor, readout: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``Max`` of aligned pairs.
 
         Args:
             v_raw: ``(B, Dv)`` raw video features.
             a_raw: ``(B, Da)`` raw speech features.
+            readout: 'max' or 'soft'; the memory's own when None.
 
         Returns:
             values ``(B,)`` (0 with an empty memory) and the argmax slot ``(B,)`` int64 (-1: empty).
         """
-        w_v, w_a = self._weights(self.video.memory_vector(v_raw)), self._weights(self.speech.memory_vector(a_raw))
-        return self._best(w_v, w_a)
+        readout = readout or self.readout
+        w_v = self._weights(self.video.memory_vector(v_raw), readout)
+        w_a = self._weights(self.speech.memory_vector(a_raw), readout)
+        return self._best(w_v, w_a, readout)
 
     def max_score_pairwise(
-        self, v_raw: torch.Tensor, a_raw: torch.Tensor, chunk: int = 256
+        self, v_raw: torch.Tensor, a_raw: torch.Tensor, chunk: int = 256, readout: str | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``Max`` of every pair of two sets.
 
@@ -266,12 +271,15 @@ class PairedMemory(nn.Module):
             v_raw: ``(N, Dv)`` raw video features.
             a_raw: ``(M, Da)`` raw speech features.
             chunk: rows of ``v_raw`` at once; bounds memory to ``chunk x M x X`` floats.
+            readout: 'max' or 'soft'; the memory's own when None.
 
         Returns:
             values ``(N, M)`` and slots ``(N, M)``; entry ``[n, m]`` equals ``max_score`` of that pair.
         """
-        m_v, m_a = self._weights(self.video.memory_vector(v_raw)), self._weights(self.speech.memory_vector(a_raw))
-        parts = [self._best(m_v[i : i + chunk, None, :], m_a[None]) for i in range(0, len(m_v), chunk)]
+        readout = readout or self.readout
+        m_v = self._weights(self.video.memory_vector(v_raw), readout)
+        m_a = self._weights(self.speech.memory_vector(a_raw), readout)
+        parts = [self._best(m_v[i : i + chunk, None, :], m_a[None], readout) for i in range(0, len(m_v), chunk)]
         if not parts:
             return m_v.new_zeros((0, len(m_a))), torch.zeros((0, len(m_a)), dtype=torch.int64, device=m_v.device)
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

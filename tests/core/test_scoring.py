@@ -82,3 +82,12 @@ def test_missing_model_and_missing_gpu_are_clear_errors(tmp_path: Path) -> None:
         with pytest.raises(FmnError, match="CUDA"):
             resolve_device("cuda")
     assert resolve_device("auto").type in ("cpu", "cuda")
+
+
+@pytest.mark.parametrize("combination", ["learned", "product", "none"])
+def test_one_scoring_pass_gives_the_scores_and_the_ranking(combination: str) -> None:
+    model = _model(combination)
+    v, a = torch.randn(5, CFG.video.feature_dim), torch.randn(4, CFG.speech.output_dim)
+    out, ranking = model.score_and_rank(v, a)
+    np.testing.assert_array_equal(ranking, model.ranking_scores(v, a))
+    torch.testing.assert_close(out.s, model.score_pairwise(v, a).s)
