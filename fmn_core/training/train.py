@@ -201,7 +201,12 @@ def train(
         log.info(
             "stage 1 starts from %s (%d tensors; new head: %s)", kinetics_checkpoint, len(report.loaded), report.skipped
         )
-    fp_video = _fingerprint(manifest_hash, fmn_cfg.video, fe, cfg.video_stage, cfg.seed, str(kinetics_checkpoint))
+    # Stage 1 reads only the training and validation videos and the class list: a change to the
+    # speech alone (a new voice deal, more utterances) reuses it instead of ten minutes of training.
+    video_rows = [
+        (r.id, str(manifest.resolve(r)), r.label, r.split) for r in rows["video", "train"] + rows["video", "val"]
+    ]
+    fp_video = _fingerprint(video_rows, classes, fmn_cfg.video, fe, cfg.video_stage, cfg.seed, str(kinetics_checkpoint))
     saved = _load_state(work / "video_encoder.safetensors", fp_video) if resume else None
     reused: list[str] = []  # stages taken from work checkpoints: their time is the one recorded there
     if saved is not None:
@@ -281,7 +286,7 @@ def train(
     # -- stage 2: speech encoder, heads, memory -------------------------------------------------
     t0 = time.perf_counter()
     net = create_fmn(fmn_cfg, with_video_encoder=False)
-    fp_fmn = _fingerprint(fp_video, *_stage2_settings(fmn_cfg, cfg.fmn_stage), cfg.speech_frontend)
+    fp_fmn = _fingerprint(fp_video, manifest_hash, *_stage2_settings(fmn_cfg, cfg.fmn_stage), cfg.speech_frontend)
     ckpt = work / "fmn_stage.safetensors"
     saved = _load_state(ckpt, fp_fmn) if resume else None
     start_epoch, history, best_state, earlier = 0, [], None, 0.0

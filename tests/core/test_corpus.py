@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from fmn_core.cli import main
-from fmn_core.corpus import generate
+from fmn_core.corpus import generate, speech
 from fmn_core.corpus.generate import CorpusError, CorpusSpec, generate_corpus
 from fmn_core.corpus.vocabulary import VocabularyError
 from fmn_core.manifest import read_manifest
@@ -86,6 +86,21 @@ def test_held_out_voices_are_not_in_training(corpus: Path) -> None:
         train = {r.voice for r in rows if r.split == "train"}
         test = {r.voice for r in rows if r.split == "test"}
         assert test and not train & test
+
+
+def test_every_speaker_of_a_split_speaks_as_often_whatever_its_number_of_voices() -> None:
+    # espeak-ng gives a timbre many dialect voices, flite one: the deal is by speaker, not by voice.
+    voices = [speech.Voice(f"espeak:{d}+m1", "espeak", "en", f"{d}+m1", "espeak+m1") for d in "abcdefgh"]
+    voices += [speech.Voice(f"espeak:{d}+f1", "espeak", "en", f"{d}+f1", "espeak+f1") for d in "abcdefgh"]
+    voices += [speech.Voice("flite:awb", "flite", "en", "awb", "awb")]
+    spec = CorpusSpec(classes=("cut_onion", "pour_milk"), utterances_per_class=30, langs=("en",))
+    for split_of_speaker in (None, dict.fromkeys(("espeak+m1", "espeak+f1", "awb"), "train")):
+        counts: Counter[str] = Counter()
+        for c in spec.classes:
+            chosen = generate._voice_for_each_utterance(spec, c, voices, split_of_speaker)
+            counts.update(v.speaker for v in chosen)
+            assert len({v.id for v in chosen if v.speaker == "espeak+m1"}) == 8  # its voices take turns
+        assert counts == {"espeak+m1": 20, "espeak+f1": 20, "awb": 20}
 
 
 def test_unknown_class_lists_the_valid_ones(tmp_path: Path) -> None:

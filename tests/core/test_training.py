@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -123,6 +124,24 @@ def test_a_second_run_resumes_from_the_work_checkpoints(trained: Path, small_cor
     training = json.loads((trained / "training.json").read_text())
     assert training["reused"] == ["stage1_video", "stage2_fmn"]
     assert training["seconds"]["stage1_video"] > 0 and training["seconds"]["stage2_fmn"] > 0  # the first run's time
+
+
+def test_a_change_to_the_speech_alone_reuses_stage_1_and_retrains_stage_2(
+    trained: Path, small_corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "model"
+    shutil.copytree(trained / "work", out / "work")
+    lines = (small_corpus / "manifest.csv").read_text().splitlines()
+    absolute = [lines[0]] + [
+        r.replace("video/", f"{small_corpus}/video/", 1).replace("speech/", f"{small_corpus}/speech/", 1)
+        for r in lines[1:]
+    ]
+    dropped = next(i for i, r in enumerate(absolute) if ",speech," in r and ",train," in r)
+    (tmp_path / "manifest.csv").write_text("\n".join(absolute[:dropped] + absolute[dropped + 1 :]) + "\n")
+    report = train(tmp_path / "manifest.csv", out, SMALL_TRAINING, jobs=2)
+    training = json.loads((out / "training.json").read_text())
+    assert training["reused"] == ["stage1_video"]  # same videos, other speech: stage 2 must learn it
+    assert report.counts["speech_train"] == sum(",speech," in r and ",train," in r for r in lines) - 1
 
 
 def test_unreadable_rows_are_skipped_and_reported(small_corpus: Path, tmp_path: Path) -> None:
