@@ -303,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train a Feature Memory Network on a manifest",
         description="Stage 1 trains the I3D on the training videos, stage 2 the speech branch, heads and "
-        "memory banks; the validation split chooses epochs, T1, T2 and the score combination. "
+        "memory banks; the validation split chooses the epochs, T2, the memory readout and averaging and the "
+        "score combination. "
         "Stopped runs resume from OUT/work.",
     )
     p.add_argument("--manifest", type=Path, required=True, help="manifest with train/val/test splits")
