@@ -70,8 +70,8 @@ class FMNStageConfig:
     soft_temperatures: tuple[float, ...] = (10.0, 20.0)  # 'soft' readouts tried beside 'max'
     selection_metric: str = "map"  # validation figure that chooses epoch and memory settings
     # Draw a class's training utterances so that each of its speakers is equally likely, rather
-    # than each utterance: a voice with few recordings (the corpus's flite and festival voices)
-    # is otherwise drawn about 8x less often than an espeak-ng timbre.
+    # than each utterance: for data where some voices have far fewer recordings than others (the
+    # built-in corpus deals its speech evenly over speakers, so there it changes nothing).
     balance_speakers: bool = False
     # Also try the average of the weights of the last N epochs (stochastic weight averaging,
     # Izmailov et al. 2018) as a candidate for the kept model: validation decides. 0: off.
