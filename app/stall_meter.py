@@ -56,7 +56,14 @@ class StallMeter(QObject):
         self._timer.timeout.connect(self._tick)
 
     def begin(self, phase: str) -> None:
-        """Start (or continue) measuring under ``phase``."""
+        """Start (or continue) measuring under ``phase``.
+
+        A phase still running is closed first: the time since its last tick is its own, and a
+        job that finishes before the first heartbeat (a fast query followed by a bank refresh)
+        still reports the gap it caused instead of zero ticks.
+        """
+        if self._phase is not None and self._phase != phase:
+            self._tick()
         self._phase = phase
         self.phases.setdefault(phase, PhaseStats())
         self._last = time.perf_counter()

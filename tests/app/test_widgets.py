@@ -131,6 +131,17 @@ def test_stall_meter_catches_a_blocked_event_loop(qtbot) -> None:  # type: ignor
     assert stats["max_gap_ms"] >= 140 and stats["gaps_over_100ms"] >= 1 and stats["ticks"] > 10
 
 
+def test_stall_meter_closes_a_phase_that_another_one_interrupts(qtbot) -> None:  # type: ignore[no-untyped-def]
+    meter = StallMeter(interval_ms=1000)  # no heartbeat fires: only the phase switch can tick
+    meter.begin("query")
+    time.sleep(0.02)
+    meter.begin("banks")  # a fast job's follow-up starts before its first heartbeat
+    meter.end()
+    report = meter.report()
+    assert report["query"]["ticks"] == 1 and report["query"]["max_gap_ms"] >= 15
+    assert report["banks"]["ticks"] == 1
+
+
 def test_many_qt_calls_do_not_exhaust_none(qtbot) -> None:  # type: ignore[no-untyped-def]
     # PySide6 6.12 on Python 3.11 takes a reference from None on every void call (app/qt_compat.py):
     # without the guard, this loop aborts the interpreter.
