@@ -174,9 +174,14 @@ def _held_out_summary(check: dict[str, Any]) -> str:
     """One line (two with a warning) on whether the evaluated split is new to the model."""
     shared = check["shared"]
     line = f"voices: {check['evaluated_speakers']} speakers evaluated, " + (
-        f"{len(shared)} also in training: {', '.join(shared)}" if shared else "none of them heard in training"
+        f"{len(shared)} also heard in training or validation: {', '.join(shared)}"
+        if shared
+        else "none of them heard in training or validation"
     )
-    if check["seen_items"]:
+    if check["seen_items"] and check["split"] != "test":
+        # Expected, not a mistake: the model chose its epoch and memory settings on these items.
+        line += f"\n(the {check['split']} split: the model trained or chose its settings on these items; not held out)"
+    elif check["seen_items"]:
         line += (
             f"\nWARNING: {check['seen_items']} evaluated items carry ids this model trained or validated on; "
             "this manifest is not split as the model's training manifest was, so these figures are not held out"

@@ -92,6 +92,16 @@ def test_eval_flags_a_test_split_the_model_has_trained_on(trained: Path, small_c
     assert report.voices["shared"] and set(report.voices["shared"]) <= set(training["speakers"])
 
 
+def test_eval_says_a_validation_split_is_not_held_out_without_calling_it_a_wrong_split() -> None:
+    from fmn_core.cli import _held_out_summary
+
+    check = {"evaluated_speakers": 2, "shared": ["slt"], "seen_items": 30, "model_has_record": True}
+    on_val = _held_out_summary({**check, "split": "val"})
+    assert "chose its settings" in on_val and "WARNING" not in on_val
+    on_test = _held_out_summary({**check, "split": "test"})
+    assert "WARNING: 30 evaluated items" in on_test and "not split as" in on_test
+
+
 def test_the_model_folder_carries_what_inference_needs(trained: Path, small_corpus: Path) -> None:
     model = FMNModel.load(trained)
     manifest_lines = (small_corpus / "manifest.csv").read_text().splitlines()
