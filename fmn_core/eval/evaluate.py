@@ -30,6 +30,7 @@ from fmn_core.eval.metrics import (
     bidirectional_metrics,
     bidirectional_random,
     format_table,
+    metrics_by_group,
 )
 from fmn_core.eval.scoring import pair_scores
 from fmn_core.features.audio import normalize_utterance
@@ -152,12 +153,7 @@ def _by_group(
     scores: np.ndarray, data: EncodedSplit, ks: Sequence[int], groups: Sequence[str]
 ) -> dict[str, dict[str, RetrievalMetrics]]:
     """Both directions over each group of the speech (its queries; its items as the gallery)."""
-    groups_a = np.array(groups)
-    out = {}
-    for group in sorted(set(groups) - {""}):
-        keep = groups_a == group
-        out[group] = bidirectional_metrics(scores[:, keep], data.video_labels, data.speech_labels[keep], ks)
-    return out
+    return metrics_by_group(scores, data.video_labels, data.speech_labels, groups, ks)
 
 
 def _random_by_scope(data: EncodedSplit, ks: Sequence[int]) -> dict[str, dict[str, RetrievalMetrics]]:

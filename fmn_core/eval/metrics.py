@@ -273,6 +273,26 @@ def bidirectional_metrics(
     }
 
 
+def metrics_by_group(
+    scores: np.ndarray,
+    video_labels: Sequence[Any] | np.ndarray,
+    speech_labels: Sequence[Any] | np.ndarray,
+    groups: Sequence[str],
+    ks: Sequence[int] = DEFAULT_KS,
+) -> dict[str, dict[str, RetrievalMetrics]]:
+    """:func:`bidirectional_metrics` over each group of the speech (e.g. a speaker's clips).
+
+    A group's clips are its speech→video queries and, for video→speech, the whole gallery the
+    videos search; speech without a group (``""``) is left out.
+    """
+    scores, speech_labels, groups_a = np.asarray(scores), np.asarray(speech_labels), np.asarray(groups)
+    out = {}
+    for group in sorted(set(groups_a.tolist()) - {""}):
+        keep = groups_a == group
+        out[group] = bidirectional_metrics(scores[:, keep], video_labels, speech_labels[keep], ks)
+    return out
+
+
 def bidirectional_random(
     video_labels: Sequence[Any] | np.ndarray,
     speech_labels: Sequence[Any] | np.ndarray,

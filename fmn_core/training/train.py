@@ -319,7 +319,7 @@ def train(
             bank.center.copy_(feats.mean(dim=0).to(bank.center.device))
     choice, memory_state, learned = choose_memory(
         net, (video_sets["train"], a_train, speech_sets["train"].labels),
-        (video_sets["val"], a_val, speech_sets["val"].labels), cfg.fmn_stage, cfg.seed,
+        (video_sets["val"], a_val, speech_sets["val"]), cfg.fmn_stage, cfg.seed,
         (lambda s, t, m: progress("memory settings", s, t, m)) if progress else None,
     )  # fmt: skip
     seconds["memory"] = time.perf_counter() - t0

@@ -14,6 +14,7 @@ from fmn_core.eval.metrics import (
     bidirectional_metrics,
     bidirectional_random,
     format_table,
+    metrics_by_group,
     random_metrics,
     retrieval_metrics,
 )
@@ -180,3 +181,14 @@ def test_table_and_json_round_trip() -> None:
     assert "F@25" in format_table(rows, fractions=True).splitlines()[0]
     m = rows["random"]["video->speech"]
     assert RetrievalMetrics.from_dict(json.loads(json.dumps(m.to_dict()))) == m
+
+
+def test_metrics_by_group_scores_each_group_over_its_own_clips() -> None:
+    # 2 videos (classes a, b); speech 0-1 by "p" (both ranked right), 2-3 by "q" (both wrong), 4 by nobody
+    video_labels, speech_labels = ["a", "b"], ["a", "b", "a", "b", "a"]
+    scores = np.array([[0.9, 0.1, 0.2, 0.8, 0.5], [0.1, 0.9, 0.8, 0.2, 0.5]])
+    groups = metrics_by_group(scores, video_labels, speech_labels, ["p", "p", "q", "q", ""])
+    assert set(groups) == {"p", "q"}  # speech without a group is left out
+    assert groups["p"]["speech->video"].recall_at[1] == 1.0 and groups["q"]["speech->video"].recall_at[1] == 0.0
+    q_alone = bidirectional_metrics(scores[:, 2:4], video_labels, speech_labels[2:4])
+    assert groups["q"]["video->speech"].map == pytest.approx(q_alone["video->speech"].map)

@@ -21,7 +21,15 @@ from fmn_core.models.fmn import FMNConfig
 from fmn_core.models.i3d import I3DConfig
 from fmn_core.models.speech import SpeechEncoderConfig
 from fmn_core.splits import SplitSpec
-from fmn_core.training.fmn_stage import FMNStageConfig, SpeechSet, _running_average, pk_batches, spec_augment
+from fmn_core.training.fmn_stage import (
+    FMNStageConfig,
+    SpeechSet,
+    VideoSet,
+    _running_average,
+    _selection_value,
+    pk_batches,
+    spec_augment,
+)
 from fmn_core.training.train import TrainConfig, train
 from fmn_core.training.video_stage import VideoStageConfig
 
@@ -221,6 +229,20 @@ def test_running_average_is_the_mean_of_float_tensors_and_keeps_the_latest_count
     assert average is not None
     assert torch.allclose(average["w"], torch.tensor([2.5, 5.0])) and average["hits"].tolist() == [4]
     assert states[0]["w"].tolist() == [1.0, 2.0]  # the states themselves are untouched
+
+
+def test_the_selection_figure_weighs_every_validation_speaker_equally() -> None:
+    # 2 classes, 2 videos; "many" speaks 8 clips, all ranked right; "few" speaks 2, both ranked wrong
+    video = VideoSet(torch.randn(2, 4), torch.tensor([0, 1]))
+    labels = torch.tensor([0, 1] * 5)
+    right = np.where(labels.numpy()[None, :] == np.array([[0], [1]]), 0.9, 0.1)
+    scores = right.copy()
+    scores[:, 8:] = np.where(right[:, 8:] > 0.5, 0.2, 0.3)  # the last two clips, by "few", prefer the wrong video
+    speech = SpeechSet([], labels, [], None, ["many"] * 8 + ["few"] * 2)
+    by_speaker = _selection_value(scores, video, speech, FMNStageConfig(selection_metric="r1"))
+    by_clip = _selection_value(scores, video, speech, FMNStageConfig(selection_metric="r1", selection_by_speaker=False))
+    # speech->video R@1: 1.0 for "many", 0.0 for "few" (0.8 over clips); video->speech R@1: 1.0 and 0.0 (1.0 over clips)
+    assert by_speaker == pytest.approx(0.5) and by_clip == pytest.approx(0.9)
 
 
 def test_spec_augment_masks_without_touching_the_input() -> None:
