@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fmn_core.eval.metrics import bidirectional_metrics, metrics_by_group
+from fmn_core.eval.metrics import metrics_by_group
 from fmn_core.eval.scoring import pair_scores
 from fmn_core.features.audio import collate_speech
 from fmn_core.losses import TripletRankingLoss
@@ -194,13 +194,11 @@ def _selection_value(scores: np.ndarray, video: VideoSet, speech: SpeechSet, cfg
     With ``cfg.selection_by_speaker`` (and speakers known) it is averaged over speakers, each
     speaker's clips being its speech queries and its video→speech gallery.
     """
-    labels = speech.labels
-    if cfg.selection_by_speaker and speech.speakers:
-        groups = metrics_by_group(scores, video.labels.numpy(), labels.numpy(), speech.speakers, ks=(1,))
-    else:
-        groups = {"all": bidirectional_metrics(scores, video.labels.numpy(), labels.numpy(), ks=(1,))}
+    by_speaker = cfg.selection_by_speaker and speech.speakers
+    groups = speech.speakers if by_speaker else ["all"] * len(speech.labels)
+    metrics = metrics_by_group(scores, video.labels.numpy(), speech.labels.numpy(), groups, ks=(1,))
     metric = cfg.selection_metric
-    values = [m.map if metric == "map" else m.recall_at[1] for by_dir in groups.values() for m in by_dir.values()]
+    values = [m.map if metric == "map" else m.recall_at[1] for by_dir in metrics.values() for m in by_dir.values()]
     return float(np.mean(values))
 
 

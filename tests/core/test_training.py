@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from fmn_core.cli import _held_out_summary
 from fmn_core.cli import main as fmn_main
 from fmn_core.corpus.generate import CorpusSpec, generate_corpus
 from fmn_core.corpus.video import RenderSettings
@@ -101,8 +102,6 @@ def test_eval_flags_a_test_split_the_model_has_trained_on(trained: Path, small_c
 
 
 def test_eval_says_a_validation_split_is_not_held_out_without_calling_it_a_wrong_split() -> None:
-    from fmn_core.cli import _held_out_summary
-
     check = {"evaluated_speakers": 2, "shared": ["slt"], "seen_items": 30, "model_has_record": True}
     on_val = _held_out_summary({**check, "split": "val"})
     assert "chose its settings" in on_val and "WARNING" not in on_val
