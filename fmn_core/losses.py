@@ -103,3 +103,23 @@ class MatchBCELoss(nn.Module):
         if logit is not None:
             return F.binary_cross_entropy_with_logits(logit, y)
         return F.binary_cross_entropy(s.clamp(self.eps, 1.0 - self.eps), y)
+
+
+class _GradientReversal(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale  # type: ignore[attr-defined]
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.scale * grad, None  # type: ignore[attr-defined]
+
+
+def reverse_gradient(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Identity forward; the gradient flowing back is multiplied by ``-scale`` (Ganin & Lempitsky 2015).
+
+    A classifier trained on ``reverse_gradient(features)`` learns to predict its target while the
+    network below it learns to make the features useless for that target.
+    """
+    return _GradientReversal.apply(x, scale)

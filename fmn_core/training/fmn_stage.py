@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from fmn_core.eval.metrics import metrics_by_group
 from fmn_core.eval.scoring import pair_scores
 from fmn_core.features.audio import collate_speech
-from fmn_core.losses import TripletRankingLoss
+from fmn_core.losses import TripletRankingLoss, reverse_gradient
 from fmn_core.models.fmn import COMBINATIONS, FeatureMemoryNetwork, ScoreCombiner
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,11 @@ class FMNStageConfig:
     # (a training-only linear head). It gives the speech branch a direct, per-clip signal of what
     # was said, besides the relative one of the triplet; 0 turns it off.
     class_weight: float = 1.0
+    # Weight of an adversarial speaker classifier on the projected speech (through gradient
+    # reversal, Ganin & Lempitsky 2015): the encoder is pushed to forget who is speaking, so a
+    # new voice lands where known voices saying the same words do. 0 turns it off. Run N:
+    # validation 0.885 against 0.882 without it (0.876 against 0.863 with S = S1).
+    speaker_adversarial: float = 0.5
     time_masks: int = 2  # SpecAugment: time spans zeroed per training utterance ...
     time_mask_fraction: float = 0.1  # ... each up to this share of its length
     feature_masks: int = 4  # feature bands zeroed per utterance (run M: 0.882 against 0.876 for 2) ...
@@ -239,6 +244,9 @@ def train_fmn_stage(
         torch.manual_seed(seed)  # its initial weights
         classifier = torch.nn.Linear(model.speech_proj.out_features, n_classes).to(device)
         params += list(classifier.parameters())
+    speaker_head, speaker_ids = _speaker_head(model, speech_train, cfg, seed, device)
+    if speaker_head is not None:
+        params += list(speaker_head.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     triplet = TripletRankingLoss(cfg.margin, cfg.hard_negatives)
     start_epoch, history, best_state = resume or (0, [], None)
@@ -275,6 +283,12 @@ def train_fmn_stage(
             if classifier is not None:
                 # a is unit-length: the scale lets the softmax become confident, as in cosine classifiers
                 loss = loss + cfg.class_weight * F.cross_entropy(16.0 * classifier(a), s_lab)
+            if speaker_head is not None:
+                # The reversal grows from 0 to 1 (Ganin's schedule): early on the speaker head
+                # learns to tell voices apart before the encoder is asked to hide them.
+                ramp = 2 / (1 + math.exp(-10 * (epoch * steps_per_epoch + step) / total)) - 1
+                spk = speaker_ids[s_idx].to(device)
+                loss = loss + cfg.speaker_adversarial * F.cross_entropy(speaker_head(reverse_gradient(a, ramp)), spk)
             if cfg.bce_weight > 0:
                 logits = model.fusion.pairwise_logit(v, a)  # (Bv, Ba)
                 target = (v_lab[:, None] == s_lab[None, :]).float()
@@ -322,6 +336,25 @@ def train_fmn_stage(
     if best_state is not None:
         model.load_state_dict(best_state)
     return model.eval(), history
+
+
+def _speaker_head(
+    model: FeatureMemoryNetwork, speech: SpeechSet, cfg: FMNStageConfig, seed: int, device: torch.device
+) -> tuple[torch.nn.Module | None, torch.Tensor]:
+    """The adversarial speaker classifier (training only, never saved) and each item's speaker id.
+
+    None when ``cfg.speaker_adversarial`` is 0 or the training speech has fewer than two speakers.
+    """
+    names = sorted(set(speech.speakers or []) - {""})
+    if cfg.speaker_adversarial <= 0 or len(names) < 2:
+        return None, torch.zeros(0, dtype=torch.int64)
+    index = {name: i for i, name in enumerate(names)}
+    # Items without a speaker are left out of the loss (cross_entropy's ignore_index).
+    ids = torch.tensor([index.get(s, -100) for s in speech.speakers or []], dtype=torch.int64)
+    torch.manual_seed(seed + 1)  # its initial weights
+    dim = model.speech_proj.out_features
+    head = torch.nn.Sequential(torch.nn.Linear(dim, dim), torch.nn.ReLU(), torch.nn.Linear(dim, len(names)))
+    return head.to(device), ids
 
 
 def _validate(

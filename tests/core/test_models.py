@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from fmn_core.errors import FmnError
-from fmn_core.losses import MatchBCELoss, TripletRankingLoss
+from fmn_core.losses import MatchBCELoss, TripletRankingLoss, reverse_gradient
 from fmn_core.models import (
     I3D_COMPACT,
     I3D_FULL,
@@ -246,3 +246,11 @@ def test_match_bce_is_stable_on_logits_and_probabilities() -> None:
     loss = MatchBCELoss()(torch.sigmoid(logit), y, logit)
     assert torch.isfinite(loss) and torch.allclose(loss, F.binary_cross_entropy_with_logits(logit, y.float()))
     assert torch.isfinite(MatchBCELoss()(torch.tensor([0.0, 1.0]), torch.tensor([1, 0])))
+
+
+def test_gradient_reversal_passes_values_and_flips_the_gradient() -> None:
+    x = torch.randn(4, 3, requires_grad=True)
+    y = reverse_gradient(x, 0.25)
+    assert torch.equal(y, x)
+    (y * torch.arange(3.0)).sum().backward()
+    assert torch.equal(x.grad, -0.25 * torch.arange(3.0).expand(4, 3))

@@ -18,7 +18,7 @@ from fmn_core.corpus.video import RenderSettings
 from fmn_core.eval.evaluate import evaluate
 from fmn_core.eval.metrics import random_metrics
 from fmn_core.inference import FMNModel
-from fmn_core.models.fmn import FMNConfig
+from fmn_core.models.fmn import FMNConfig, create_fmn
 from fmn_core.models.i3d import I3DConfig
 from fmn_core.models.speech import SpeechEncoderConfig
 from fmn_core.splits import SplitSpec
@@ -27,6 +27,7 @@ from fmn_core.training.fmn_stage import (
     SpeechSet,
     VideoSet,
     _running_average,
+    _speaker_head,
     _selection_value,
     pk_batches,
     spec_augment,
@@ -242,6 +243,19 @@ def test_the_selection_figure_weighs_every_validation_speaker_equally() -> None:
     by_clip = _selection_value(scores, video, speech, FMNStageConfig(selection_metric="r1", selection_by_speaker=False))
     # speech->video R@1: 1.0 for "many", 0.0 for "few" (0.8 over clips); video->speech R@1: 1.0 and 0.0 (1.0 over clips)
     assert by_speaker == pytest.approx(0.5) and by_clip == pytest.approx(0.9)
+
+
+def test_the_speaker_head_knows_each_training_voice_and_skips_items_without_one() -> None:
+    net = create_fmn(SMALL_TRAINING.fmn, with_video_encoder=False)
+    speech = SpeechSet([torch.zeros(5, 3)] * 4, torch.tensor([0, 0, 1, 1]), ["en"] * 4, speakers=["b", "a", "", "b"])
+    on = FMNStageConfig()
+    head, ids = _speaker_head(net, speech, on, seed=0, device=torch.device("cpu"))
+    assert head is not None and head(torch.zeros(1, net.speech_proj.out_features)).shape == (1, 2)
+    assert ids.tolist() == [1, 0, -100, 1]  # sorted speaker names; no speaker: ignored by the loss
+    off = FMNStageConfig(speaker_adversarial=0.0)
+    assert _speaker_head(net, speech, off, 0, torch.device("cpu"))[0] is None
+    one_voice = dataclasses.replace(speech, speakers=["a"] * 4)
+    assert _speaker_head(net, one_voice, on, 0, torch.device("cpu"))[0] is None  # nobody to tell apart
 
 
 def test_spec_augment_masks_without_touching_the_input() -> None:
