@@ -27,8 +27,8 @@ from fmn_core.training.fmn_stage import (
     SpeechSet,
     VideoSet,
     _running_average,
-    _speaker_head,
     _selection_value,
+    _speaker_head,
     pk_batches,
     spec_augment,
 )
