@@ -51,9 +51,11 @@ class FMNStageConfig:
     # was said, besides the relative one of the triplet; 0 turns it off.
     class_weight: float = 1.0
     # Weight of an adversarial speaker classifier on the projected speech (through gradient
-    # reversal, Ganin & Lempitsky 2015): the encoder is pushed to forget who is speaking, so a
-    # new voice lands where known voices saying the same words do. 0 turns it off. Run N:
-    # validation 0.885 against 0.882 without it (0.876 against 0.863 with S = S1); 1.0: 0.872.
+    # reversal, Ganin & Lempitsky 2015), meant to push the encoder to forget who is speaking so
+    # that a new voice lands where known voices saying the same words do. 0 turns it off. Run N:
+    # validation 0.885 against 0.882 without it (0.876 against 0.863 with S = S1), 1.0: 0.872;
+    # but the head stayed at chance and a fresh probe finds as much speaker identity as without
+    # it, so the gain is not speaker invariance (docs/benchmarks.md, run N).
     speaker_adversarial: float = 0.5
     time_masks: int = 2  # SpecAugment: time spans zeroed per training utterance ...
     time_mask_fraction: float = 0.1  # ... each up to this share of its length
@@ -252,7 +254,9 @@ def train_fmn_stage(
     start_epoch, history, best_state = resume or (0, [], None)
     history = list(history)
     has_val = len(val[0].labels) > 0 and len(val[1].labels) > 0
-    # Every epoch draws from its own generator, so a resumed run repeats exactly what a straight run does.
+    # Every epoch draws from its own generator, so a resumed run draws the same batches and masks
+    # as a straight run; the optimizer's moments and the training-only heads start afresh, so its
+    # weights are close to, not identical with, those of a straight run.
     steps_per_epoch = len(pk_batches(speech_train.labels, video_train.labels, cfg, torch.Generator().manual_seed(seed)))
     total = cfg.epochs * steps_per_epoch
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=total, pct_start=0.1)
@@ -270,6 +274,7 @@ def train_fmn_stage(
         torch.manual_seed(seed * 1009 + epoch)  # dropout
         model.train()
         running, n = 0.0, 0
+        adversary, n_adversary = 0.0, 0  # the speaker head's loss: near ln(speakers) when it cannot tell them apart
         batches = pk_batches(speech_train.labels, video_train.labels, cfg, generator, weights)
         for step, (s_idx, v_idx) in enumerate(batches):
             x, lengths = collate_speech(
@@ -288,7 +293,12 @@ def train_fmn_stage(
                 # learns to tell voices apart before the encoder is asked to hide them.
                 ramp = 2 / (1 + math.exp(-10 * (epoch * steps_per_epoch + step) / total)) - 1
                 spk = speaker_ids[s_idx].to(device)
-                loss = loss + cfg.speaker_adversarial * F.cross_entropy(speaker_head(reverse_gradient(a, ramp)), spk)
+                known = spk >= 0  # items without a speaker take no part (a batch of none would give NaN)
+                if bool(known.any()):
+                    logits = speaker_head(reverse_gradient(a[known], ramp))
+                    speaker_loss = F.cross_entropy(logits, spk[known])
+                    loss = loss + cfg.speaker_adversarial * speaker_loss
+                    adversary, n_adversary = adversary + float(speaker_loss.detach()), n_adversary + 1
             if cfg.bce_weight > 0:
                 logits = model.fusion.pairwise_logit(v, a)  # (Bv, Ba)
                 target = (v_lab[:, None] == s_lab[None, :]).float()
@@ -309,7 +319,9 @@ def train_fmn_stage(
         if cfg.average_last and epoch >= cfg.epochs - cfg.average_last:
             n_averaged += 1
             averaged = _running_average(averaged, model.state_dict(), n_averaged)
-        entry = {"epoch": epoch + 1, "loss": running / max(1, n)}
+        entry = {"epoch": epoch + 1, "loss": running / max(1, n)}  # the adversary's term included
+        if n_adversary:
+            entry["speaker_ce"] = adversary / n_adversary
         if has_val:
             entry["val_" + cfg.selection_metric] = _validate(model, val, cfg, device)
         history.append(entry)
@@ -343,17 +355,20 @@ def _speaker_head(
 ) -> tuple[torch.nn.Module | None, torch.Tensor]:
     """The adversarial speaker classifier (training only, never saved) and each item's speaker id.
 
-    None when ``cfg.speaker_adversarial`` is 0 or the training speech has fewer than two speakers.
+    Returns:
+        The head, mapping ``(B, E)`` common-space vectors to ``(B, speakers)`` logits, and
+        ``(N,)`` speaker ids of the training items (-1 for an item without a speaker); the head is
+        None when ``cfg.speaker_adversarial`` is 0 or the training speech has fewer than two speakers.
     """
     names = sorted(set(speech.speakers or []) - {""})
     if cfg.speaker_adversarial <= 0 or len(names) < 2:
         return None, torch.zeros(0, dtype=torch.int64)
     index = {name: i for i, name in enumerate(names)}
-    # Items without a speaker are left out of the loss (cross_entropy's ignore_index).
-    ids = torch.tensor([index.get(s, -100) for s in speech.speakers or []], dtype=torch.int64)
-    torch.manual_seed(seed + 1)  # its initial weights
+    ids = torch.tensor([index.get(s, -1) for s in speech.speakers or []], dtype=torch.int64)  # -1: no speaker
     dim = model.speech_proj.out_features
-    head = torch.nn.Sequential(torch.nn.Linear(dim, dim), torch.nn.ReLU(), torch.nn.Linear(dim, len(names)))
+    with torch.random.fork_rng(devices=[]):  # seeded initial weights, the global random state untouched
+        torch.manual_seed(seed + 1)
+        head = torch.nn.Sequential(torch.nn.Linear(dim, dim), torch.nn.ReLU(), torch.nn.Linear(dim, len(names)))
     return head.to(device), ids
 
 

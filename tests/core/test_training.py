@@ -31,6 +31,7 @@ from fmn_core.training.fmn_stage import (
     _speaker_head,
     pk_batches,
     spec_augment,
+    train_fmn_stage,
 )
 from fmn_core.training.train import TrainConfig, train
 from fmn_core.training.video_stage import VideoStageConfig
@@ -251,11 +252,27 @@ def test_the_speaker_head_knows_each_training_voice_and_skips_items_without_one(
     on = FMNStageConfig()
     head, ids = _speaker_head(net, speech, on, seed=0, device=torch.device("cpu"))
     assert head is not None and head(torch.zeros(1, net.speech_proj.out_features)).shape == (1, 2)
-    assert ids.tolist() == [1, 0, -100, 1]  # sorted speaker names; no speaker: ignored by the loss
+    assert ids.tolist() == [1, 0, -1, 1]  # sorted speaker names; -1: no speaker, left out of the loss
     off = FMNStageConfig(speaker_adversarial=0.0)
     assert _speaker_head(net, speech, off, 0, torch.device("cpu"))[0] is None
     one_voice = dataclasses.replace(speech, speakers=["a"] * 4)
     assert _speaker_head(net, one_voice, on, 0, torch.device("cpu"))[0] is None  # nobody to tell apart
+
+
+def test_batches_without_a_known_speaker_leave_the_adversary_out_instead_of_making_nan() -> None:
+    net = create_fmn(SMALL_TRAINING.fmn, with_video_encoder=False)
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    feats = [torch.randn(12, SMALL_TRAINING.speech_frontend.n_features, generator=gen) for _ in labels]
+    speech = SpeechSet(feats, labels, ["en"] * 8, speakers=["a", "b", "a", "b", "", "", "", ""])
+    video = VideoSet(torch.randn(8, SMALL_TRAINING.fmn.video.feature_dim, generator=gen), labels.clone())
+    empty = (VideoSet(torch.zeros(0, video.feats.shape[1]), torch.zeros(0, dtype=torch.int64)), speech)
+    # One class per batch: every batch of class 1 has no known speaker.
+    cfg = FMNStageConfig(epochs=3, classes_per_batch=1, per_class=2, average_last=0, speed_perturb=(1.0,))
+    trained, history = train_fmn_stage(net, (video, speech), empty, cfg, torch.device("cpu"))
+    assert all(torch.isfinite(p).all() for p in trained.parameters())
+    assert all(np.isfinite(e["loss"]) for e in history)
+    assert any(e.get("speaker_ce", 0) > 0 for e in history)  # epochs with known speakers trained the adversary
 
 
 def test_spec_augment_masks_without_touching_the_input() -> None:
