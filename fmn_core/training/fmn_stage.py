@@ -53,9 +53,9 @@ class FMNStageConfig:
     # Weight of an adversarial speaker classifier on the projected speech (through gradient
     # reversal, Ganin & Lempitsky 2015), meant to push the encoder to forget who is speaking so
     # that a new voice lands where known voices saying the same words do. 0 turns it off. Run N:
-    # validation 0.885 against 0.882 without it (0.876 against 0.863 with S = S1), 1.0: 0.872;
-    # but the head stayed at chance and a fresh probe finds as much speaker identity as without
-    # it, so the gain is not speaker invariance (docs/benchmarks.md, run N).
+    # validation 0.885 against 0.882 without it (0.876 against 0.863 with S = S1); 1.0 gave
+    # 0.872 and 0.25 gave 0.875. But the head stayed at chance and a fresh probe finds as much
+    # speaker identity as without it, so the gain is not speaker invariance (docs/benchmarks.md).
     speaker_adversarial: float = 0.5
     time_masks: int = 2  # SpecAugment: time spans zeroed per training utterance ...
     time_mask_fraction: float = 0.1  # ... each up to this share of its length
