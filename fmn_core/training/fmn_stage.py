@@ -289,14 +289,14 @@ def train_fmn_stage(
                 # a is unit-length: the scale lets the softmax become confident, as in cosine classifiers
                 loss = loss + cfg.class_weight * F.cross_entropy(16.0 * classifier(a), s_lab)
             if speaker_head is not None:
-                # The reversal grows from 0 to 1 (Ganin's schedule): early on the speaker head
-                # learns to tell voices apart before the encoder is asked to hide them.
+                # The reversal grows from 0 to 1 (Ganin's schedule), so that early on the speaker
+                # head can learn to tell voices apart before the encoder is asked to hide them.
                 ramp = 2 / (1 + math.exp(-10 * (epoch * steps_per_epoch + step) / total)) - 1
-                spk = speaker_ids[s_idx].to(device)
+                spk = speaker_ids[s_idx]
                 known = spk >= 0  # items without a speaker take no part (a batch of none would give NaN)
-                if bool(known.any()):
-                    logits = speaker_head(reverse_gradient(a[known], ramp))
-                    speaker_loss = F.cross_entropy(logits, spk[known])
+                if bool(known.any()):  # tested on the CPU: no wait for the device on every step
+                    logits = speaker_head(reverse_gradient(a[known.to(device)], ramp))
+                    speaker_loss = F.cross_entropy(logits, spk[known].to(device))
                     loss = loss + cfg.speaker_adversarial * speaker_loss
                     adversary, n_adversary = adversary + float(speaker_loss.detach()), n_adversary + 1
             if cfg.bce_weight > 0:
