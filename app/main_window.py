@@ -39,6 +39,7 @@ from fmn_core.errors import FmnError
 from fmn_core.manifest import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
+    from fmn_core.features.whisper import Transcript
     from fmn_core.index.retriever import BankUpdate, Hit, Item, Retriever
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,8 @@ class MainWindow(QMainWindow):
         s.ranked.connect(self._on_ranked)
         s.banksChanged.connect(self._on_banks)
         s.failed.connect(self.show_error)
+        s.heard.connect(self._on_heard)
+        s.notHeard.connect(self.query.show_not_heard)
         self.cancel_button.clicked.connect(s.cancel)
         self.query.recorded.connect(self._on_recorded)
         self.query.openRequested.connect(self.choose_query)
@@ -259,6 +262,7 @@ class MainWindow(QMainWindow):
         self.library_label.setText(f"{videos} videos · {speech} speech clips")
         self.results.clear("Indexing the library…")
         self.inspector.clear_query()
+        self.query.clear_heard()
         self.undo_action.setEnabled(False)
         self.progress.setRange(0, 0)  # busy until the first progress report gives a total
         self._show_progress(True)
@@ -289,6 +293,13 @@ class MainWindow(QMainWindow):
             self.show_info(f"Indexing cancelled: {report.pending} items still to index. {report.summary()}")
         else:
             self.statusBar().showMessage(f"Library ready: {report.summary()}", 10000)
+        speech_off = self.session.speech_off
+        self.query.set_speech_off(speech_off)
+        if speech_off:
+            self.results.clear("Drop a video file, or use a video of the library as the query (Ctrl+U).")
+            # An error, not a notice: it stays until dismissed (the query bar keeps saying it after that).
+            self.show_error(f"Voice search is off: {speech_off}. Searching with a video still works.")
+            return
         self.results.clear("Record a phrase, drop a file, or use a library item as the query (Ctrl+U).")
         if failed and not report.cancelled:
             self.show_info(f"{failed} items could not be used; hover the library count for why.")
@@ -304,11 +315,13 @@ class MainWindow(QMainWindow):
         """Search with an audio or video file."""
         self.messages.dismiss()
         self.query.query_label.setText(f"Query: {path.name} (reading…)")
+        self.query.clear_heard()  # the last query's transcript is not this one's
         self.session.search_file(path)
 
     def query_item(self, item: Item) -> None:
         """Search with a library item."""
         self.messages.dismiss()
+        self.query.clear_heard()
         caption = f"library item {item.id}" + (f" ({class_title(item.label)})" if item.label else "")
         self.session.search_item(item.id, caption)
 
@@ -328,6 +341,7 @@ class MainWindow(QMainWindow):
             self.show_error("Nothing was recorded.")
             return
         self.messages.dismiss()
+        self.query.clear_heard()
         self.session.search_wave(wave)
 
     def _on_ranked(self, ranking: Ranking) -> None:
@@ -342,12 +356,17 @@ class MainWindow(QMainWindow):
         )
         if ranking.caption != "recording":
             self._show_query(ranking)
+        if ranking.audio is not None and self.session.hearing:  # a new speech query (not a confirm's re-rank)
+            self.query.show_hearing()
         if query.notes:
             self.show_info(" ".join(query.notes))
         self.timing_label.setText(f"Last query: {ranking.seconds:.2f} s")
         self.timing_label.setToolTip(f"decoding + encoding + ranking; ranking alone {result.seconds * 1000:.1f} ms")
         self._update_query_vector()
         self.undo_action.setEnabled(self.session.retriever is not None and self.session.retriever.can_undo)
+
+    def _on_heard(self, transcript: Transcript) -> None:
+        self.query.show_heard(transcript.text, transcript.lang, transcript.model, transcript.cut)
 
     def _show_query(self, ranking: Ranking) -> None:
         query = ranking.result.query

@@ -4,6 +4,9 @@ The session opens (indexes) a library, turns files, recordings and library items
 searches, confirms matches and undoes them. It computes nothing itself: it calls
 :class:`fmn_core.index.retriever.Retriever` and hands the results back by signal. Calls go
 through a pool of one thread, so they run one at a time and in the order they were asked for.
+
+Once a speech query is ranked, a second pool transcribes it with Whisper (what the model heard),
+so the transcript never delays a ranking; a newer query makes an older transcript moot.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from app.workers import Worker, WorkerPool
 from fmn_core.errors import FmnError
 
 if TYPE_CHECKING:
+    from fmn_core.features.whisper import Transcript
     from fmn_core.index.retriever import BankUpdate, Query, Retriever, SearchResult, SlotInfo
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,7 @@ class Ranking:
     query_preview: np.ndarray | None = None  # the query's own thumbnail or waveform peaks, when new
     banks: tuple[BankSnapshot, BankSnapshot] | None = None  # set when the banks changed
     updates: list[BankUpdate] = field(default_factory=list)  # the change that was made, if any
+    audio: Path | np.ndarray | None = None  # a new speech query's file or 16 kHz wave, to transcribe
 
 
 class SearchSession(QObject):
@@ -64,6 +69,8 @@ class SearchSession(QObject):
         ranked(object): a :class:`Ranking`.
         banksChanged(object, object, object): video and speech :class:`BankSnapshot` and the updates made.
         failed(str): a message for the user; the session keeps working.
+        heard(object): the latest speech query's :class:`~fmn_core.features.whisper.Transcript`.
+        notHeard(str): why the latest speech query has no transcript (the ranking stands).
     """
 
     busy = Signal(str)
@@ -73,6 +80,8 @@ class SearchSession(QObject):
     ranked = Signal(object)
     banksChanged = Signal(object, object, object)
     failed = Signal(str)
+    heard = Signal(object)
+    notHeard = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -81,12 +90,16 @@ class SearchSession(QObject):
         self.last: SearchResult | None = None
         self.last_caption = ""
         self._opening: Worker | None = None
+        self.speech_off: str | None = None  # why this model cannot take speech queries here, if it cannot
+        self.ears = WorkerPool(1, self)  # transcripts: beside the Retriever's pool, never ahead of it
+        self._queries = 0  # new queries asked for so far: a result for an older one is stale
+        self._hearing: Worker | None = None  # the transcript being made for the latest query
 
     # -- opening ------------------------------------------------------------------------------
 
     def open(self, library: Path, model: Path | None = None, device: str = "cpu", jobs: int | None = None) -> None:
         """Open (and index) a library with a model (None: the shipped one); emits opened or failed."""
-        old, self.retriever, self.last = self.retriever, None, None
+        old, self.retriever, self.last, self.speech_off = self.retriever, None, None, None
         worker = Worker(_open, old, library, model, device, jobs, wants=("progress", "cancel"))
         worker.signals.progress.connect(self.progress)
         worker.signals.result.connect(self._on_opened)
@@ -102,7 +115,8 @@ class SearchSession(QObject):
     def indexing(self) -> bool:
         return self._opening is not None
 
-    def _on_opened(self, retriever: Retriever) -> None:
+    def _on_opened(self, opened: tuple[Retriever, str | None]) -> None:
+        retriever, self.speech_off = opened
         self.retriever = retriever
         self.opened.emit(retriever)
         self._refresh_banks([])
@@ -115,24 +129,67 @@ class SearchSession(QObject):
 
     def search_wave(self, wave: np.ndarray, sample_rate: int = 16000) -> None:
         """Search with a recording (float samples); the window already shows its wave."""
-        self._search(lambda r: r.query_from_wave(wave, sample_rate), "recording", None)
+        self._search(lambda r: r.query_from_wave(wave, sample_rate), "recording", None, (wave, sample_rate))
 
     def search_item(self, item_id: str, caption: str = "") -> None:
         """Search with an item of the library."""
         caption = caption or f"library item {item_id}"
         self._search(lambda r: r.query_from_item(item_id), caption, lambda r, q: _item_preview(r, item_id))
 
-    def _search(self, make_query: Any, caption: str, preview: Any) -> None:
+    def _search(
+        self, make_query: Any, caption: str, preview: Any, recording: tuple[np.ndarray, int] | None = None
+    ) -> None:
         retriever = self._ready()
         if retriever is None:
             return
-        self._run(Worker(_search, retriever, make_query, caption, preview), "query", self._on_ranked)
+        self._queries += 1
+        number = self._queries
+        self._stop_hearing()
+        worker = Worker(_search, retriever, make_query, caption, preview, recording)
+        self._run(worker, "query", lambda ranking: self._on_searched(ranking, number))
+
+    def _on_searched(self, ranking: Ranking, number: int) -> None:
+        if ranking.audio is not None and number == self._queries:  # a newer query needs no transcript of this one
+            self._hear(ranking.audio, ranking.caption, number)
+        self._on_ranked(ranking)
 
     def _on_ranked(self, ranking: Ranking) -> None:
         self.last, self.last_caption = ranking.result, ranking.caption
         if ranking.banks is not None:
             self.banksChanged.emit(*ranking.banks, ranking.updates)
         self.ranked.emit(ranking)
+
+    # -- what the model heard ----------------------------------------------------------------
+
+    @property
+    def hearing(self) -> bool:
+        """A transcript of the latest query is on its way (heard or notHeard will follow)."""
+        return self._hearing is not None
+
+    def _hear(self, audio: Path | np.ndarray, caption: str, number: int) -> None:
+        worker = Worker(_transcribe, audio, caption, wants=("cancel",))
+        worker.signals.result.connect(lambda transcript: self._on_heard(transcript, number))
+        worker.signals.errored.connect(lambda error: self._on_not_heard(error, number))
+        worker.signals.finished.connect(lambda: self._heard_done(worker))
+        self._hearing = worker
+        self.ears.start(worker)
+
+    def _stop_hearing(self) -> None:
+        if self._hearing is not None:
+            self._hearing.cancel()  # not started yet: it returns at once; started: its result is dropped
+            self._hearing = None
+
+    def _on_heard(self, transcript: Transcript | None, number: int) -> None:
+        if transcript is not None and number == self._queries:
+            self.heard.emit(transcript)
+
+    def _on_not_heard(self, error: BaseException, number: int) -> None:
+        if number == self._queries:
+            self.notHeard.emit(str(error) if isinstance(error, FmnError) else f"unexpected error: {error!r}")
+
+    def _heard_done(self, worker: Worker) -> None:
+        if worker is self._hearing:
+            self._hearing = None
 
     # -- the memory banks ---------------------------------------------------------------------
 
@@ -199,6 +256,8 @@ class SearchSession(QObject):
     def shutdown(self) -> None:
         """Cancel what runs, wait for it, and close the library's index."""
         self.cancel()
+        self._stop_hearing()
+        self.ears.shutdown()
         self.workers.shutdown()
         if self.retriever is not None:
             self.retriever.close()
@@ -210,21 +269,60 @@ class SearchSession(QObject):
 
 def _open(
     old: Retriever | None, library: Path, model: Path | None, device: str, jobs: int | None, progress: Any, cancel: Any
-) -> Retriever:
+) -> tuple[Retriever, str | None]:
+    """The open library, and why its model cannot take speech queries here (None: it can)."""
     from fmn_core.index.retriever import Retriever
 
     if old is not None:
         old.close()
-    return Retriever.open(library, model, progress=progress, cancel=cancel, device=device, jobs=jobs)
+    retriever = Retriever.open(library, model, progress=progress, cancel=cancel, device=device, jobs=jobs)
+    return retriever, retriever.model.speech_status()  # may assemble Whisper's files once: not on the UI thread
 
 
-def _search(retriever: Retriever, make_query: Any, caption: str, preview: Any) -> Ranking:
+def _search(
+    retriever: Retriever, make_query: Any, caption: str, preview: Any, recording: tuple[np.ndarray, int] | None
+) -> Ranking:
     start = time.perf_counter()
     query: Query = make_query(retriever)
     result = retriever.search(query)
     seconds = time.perf_counter() - start
     query_preview = preview(retriever, query) if preview is not None else None
-    return Ranking(result, caption, _previews(retriever, result), seconds, query_preview)
+    audio = _query_audio(retriever, query, recording) if query.modality == "speech" else None
+    return Ranking(result, caption, _previews(retriever, result), seconds, query_preview, audio=audio)
+
+
+def _query_audio(
+    retriever: Retriever, query: Query, recording: tuple[np.ndarray, int] | None
+) -> Path | np.ndarray | None:
+    """What to transcribe: the recording as 16 kHz mono, or the file the query (or its library item) came from."""
+    if recording is not None:
+        from fmn_core.media.audio_io import SAMPLE_RATE, resample
+
+        wave, rate = recording
+        wave = np.asarray(wave, dtype=np.float32)
+        wave = wave.mean(axis=1) if wave.ndim == 2 else wave
+        return wave if rate == SAMPLE_RATE else np.clip(resample(wave, rate, SAMPLE_RATE), -1.0, 1.0)
+    if query.item_id is not None:
+        return Path(retriever.item(query.item_id).path)
+    path = Path(query.source)
+    return path if path.is_file() else None
+
+
+def _transcribe(audio: Path | np.ndarray, caption: str, cancel: Any) -> Transcript | None:
+    """Whisper's transcript of a speech query, trimmed as the front end trims it; None when superseded."""
+    import dataclasses
+
+    from fmn_core.features.audio import SpeechFrontEndConfig, prepare_wave
+    from fmn_core.features.whisper import transcribe
+    from fmn_core.media.audio_io import SAMPLE_RATE, load_audio
+
+    if cancel():
+        return None
+    cfg = SpeechFrontEndConfig()
+    wave = load_audio(audio) if isinstance(audio, Path) else audio
+    transcript = transcribe(prepare_wave(wave, cfg, caption))
+    cut = len(wave) > cfg.max_seconds * SAMPLE_RATE  # prepare_wave cut it, so transcribe cannot tell
+    return dataclasses.replace(transcript, cut=True) if cut else transcript
 
 
 def _file_preview(path: Path, modality: str) -> np.ndarray | None:

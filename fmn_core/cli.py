@@ -143,11 +143,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from fmn_core.inference import resolve_device
     from fmn_core.models.i3d import I3D_FULL
     from fmn_core.training.fmn_stage import FMNStageConfig
-    from fmn_core.training.train import TrainConfig, train
+    from fmn_core.training.train import DEFAULT_FRONT_END, TrainConfig, train
     from fmn_core.training.video_stage import VideoStageConfig
 
     device = resolve_device(args.device)
-    cfg = TrainConfig(
+    cfg = TrainConfig.for_front_end(
+        args.front_end or DEFAULT_FRONT_END,
         video_stage=VideoStageConfig(epochs=args.video_epochs),
         fmn_stage=FMNStageConfig(epochs=args.epochs),
         seed=args.seed,
@@ -155,7 +156,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.i3d == "full":
         cfg = dataclasses.replace(cfg, fmn=dataclasses.replace(cfg.fmn, video=I3D_FULL))
     print(f"training on {device}; work files in {args.out / 'work'}", file=sys.stderr)
-    report = train(args.manifest, args.out, cfg, device, args.jobs, _StageBars(), not args.no_resume, args.kinetics)
+    report = train(
+        args.manifest, args.out, cfg, device, args.jobs, _StageBars(), not args.no_resume, args.kinetics,
+        args.video_encoder_from,
+    )  # fmt: skip
     choice = report.memory["choice"]
     print(f"wrote {args.out}/model.safetensors ({report.counts['classes']} classes)")
     print(
@@ -167,6 +171,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"{len(report.failures)} rows could not be used:")
         for f in report.failures:
             print(f"  {f.id}: {f.reason}")
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    import json
+
+    from fmn_core.eval.probe import format_results, probe
+    from fmn_core.features.audio import front_end_config
+
+    front_ends = [front_end_config(s) for s in args.front_ends.split(",") if s.strip()]
+    bars: dict[str, Any] = {}
+
+    def progress(what: str, done: int, total: int) -> None:
+        if what not in bars:
+            bars[what] = _progress_bar(what, "utt")
+        bars[what](done, total)
+
+    results = probe(args.manifest, front_ends, args.split, args.jobs, args.cache, progress)
+    print(f"linear class probe on pooled frames, {args.split} split: accuracy % (utterances)")
+    print(format_results(results))
+    if args.json:
+        args.json.write_text(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -210,6 +237,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if report.by_speaker:
         print(f"\n[per speaker: {report.shipped}]")
         print(report.speaker_table())
+    if report.by_family:
+        print(f"\n[per voice family, seen or unseen in training: {report.shipped}]")
+        print(report.family_table())
+    if report.by_phrasing:
+        print(f"\n[per phrasing ({report.phrasing_basis}), seen or unseen in training: {report.shipped}]")
+        print(report.phrasing_table())
+    if report.by_family_phrasing:
+        print(f"\n[per language, family and phrasing seen or unseen in training: {report.shipped}]")
+        print(report.family_phrasing_table())
+    if report.by_speaker or report.by_family:
+        print("(video->speech per group: each video ranks only that group's speech, so chance differs by group)")
     if report.failures:
         print(f"\n{len(report.failures)} rows could not be used:")
         for f in report.failures:
@@ -317,18 +355,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--video-epochs", type=int, default=20, help="stage-1 epochs (I3D)")
     p.add_argument("--epochs", type=int, default=60, help="stage-2 epochs (speech encoder, heads)")
+    p.add_argument(
+        "--front-end",
+        metavar="KIND",
+        help="speech front end: whisper-base (default: English and Mandarin), whisper-tiny.en (English only) or "
+        "mfcc (the paper's); KIND@30 pads Whisper's input to 30 s",
+    )
     p.add_argument("--i3d", choices=("compact", "full"), default="compact", help="I3D size (full: 2048-d, i3d_r50)")
     p.add_argument("--kinetics", type=Path, help="Kinetics I3D_8x8_R50 weights to fine-tune (with --i3d full)")
+    p.add_argument(
+        "--video-encoder-from",
+        type=Path,
+        metavar="MODEL",
+        help="reuse this trained model's frozen I3D instead of stage 1 (same classes and video settings)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
     p.add_argument("--jobs", type=int, default=None, help="decoding processes (default: all cores)")
     p.add_argument("--no-resume", action="store_true", help="ignore work checkpoints in OUT/work")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser(
+        "probe",
+        help="compare speech front ends with a linear class probe (minutes, no training)",
+        description="Fit a linear classifier of the class on each front end's pooled frames of the training "
+        "speech and score it on a held-out split, by language, voice family and phrasing seen or not.",
+    )
+    p.add_argument("--manifest", type=Path, required=True, help="manifest with train and held-out splits")
+    p.add_argument(
+        "--front-ends",
+        default="mfcc,whisper-base,whisper-tiny.en",
+        help="comma-separated front ends (KIND or KIND@SECONDS to pad Whisper's input)",
+    )
+    p.add_argument("--split", default="val", help="held-out split to score (default val: test chooses nothing)")
+    p.add_argument("--cache", type=Path, help="folder to keep the frames in for later runs")
+    p.add_argument("--jobs", type=int, default=None, help="decoding processes (default: all cores)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to this JSON file")
+    p.set_defaults(func=_cmd_probe)
+
+    p = sub.add_parser(
         "eval",
         help="measure retrieval in both directions on a split",
         description="R@1/5/10/25, mAP and median rank, speech->video and video->speech, over all speech "
-        "and per language, with the random-ranking figures.",
+        "and per language, with the random-ranking figures; the shipped ranking's also per speaker, per voice "
+        "family and per phrasing (template, else transcript), each seen or unseen in the training split.",
     )
     p.add_argument("--model", type=Path, default=None, help="model folder or file (default: the shipped model)")
     p.add_argument("--manifest", type=Path, required=True)
@@ -346,9 +415,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--jobs", type=int, default=None, help="decoding processes (default: all cores)")
     p.set_defaults(func=_cmd_eval)
+    from fmn_core.eval.adapt_cli import register as register_adapt_command  # light: imports nothing heavy
     from fmn_core.index.cli import register as register_index_commands  # light: imports nothing heavy
 
     register_index_commands(sub)  # index, search, bench
+    register_adapt_command(sub)  # adapt
     return parser
 
 

@@ -89,6 +89,17 @@ def _tts() -> list[Check]:
     return [Check(f"TTS {engine}", fix is None, "usable" if fix is None else fix) for engine, fix in status.items()]
 
 
+def _speech_encoders() -> list[Check]:
+    from fmn_core.features import whisper
+
+    checks = []
+    for name, info in whisper.MODELS.items():
+        fix = whisper.status(name)
+        detail = f"{info.dim}-d frames, {'English and Mandarin' if info.multilingual else 'English only'}"
+        checks.append(Check(name, fix is None, detail if fix is None else fix))
+    return checks
+
+
 def _disk(path: Path) -> Callable[[], Check]:
     def check() -> Check:
         free = shutil.disk_usage(path).free / 2**30
@@ -109,6 +120,8 @@ def run_checks(where: Path | None = None) -> list[Check]:
         _module("soundfile", "pip install soundfile"),
         _qt,
         _portaudio,
+        _module("ctranslate2", "pip install ctranslate2 (the Whisper speech front ends)"),
+        _speech_encoders,
         _tts,
         _disk(where or Path.cwd()),
     ]

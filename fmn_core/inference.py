@@ -20,7 +20,7 @@ import torch
 
 from fmn_core.errors import FmnError
 from fmn_core.eval.scoring import pair_scores, ranking_from_terms
-from fmn_core.features.audio import SpeechFrontEndConfig, collate_speech, mfcc, prepare_wave, speech_features
+from fmn_core.features.audio import SpeechFrontEndConfig, collate_speech, prepare_wave, speech_features, wave_features
 from fmn_core.features.video import VideoFrontEndConfig, load_clip
 from fmn_core.models.checkpoint import load_checkpoint, save_checkpoint
 from fmn_core.models.fmn import FeatureMemoryNetwork, FMNConfig, ScoreOutput
@@ -72,7 +72,7 @@ class FMNModel:
         net: the Feature Memory Network (eval mode).
         cfg: its config.
         video_frontend: how clips are sampled and resized for its I3D.
-        speech_frontend: how audio becomes MFCC sequences for its Bi-LSTM.
+        speech_frontend: how audio becomes frames (MFCCs or a Whisper encoder's) for its Bi-LSTM.
         class_names: the labels it was trained on (informative: retrieval works on any label).
         extra: everything else its checkpoint carries (training details, validation metrics).
         path: where it was loaded from (None when built in memory).
@@ -130,6 +130,22 @@ class FMNModel:
         return next(self.net.parameters()).device
 
     @property
+    def front_end_device(self) -> str:
+        """Where a pretrained speech encoder runs: on the GPU when the network is there."""
+        return "cuda" if self.device.type == "cuda" else "cpu"
+
+    def speech_status(self) -> str | None:
+        """None when speech can be encoded here, else why not and the fix (never raises).
+
+        A model whose Whisper front end is missing still searches by video; callers show this.
+        """
+        try:
+            self.speech_frontend.check_installed()
+        except FmnError as exc:
+            return str(exc)
+        return None
+
+    @property
     def name(self) -> str:
         """A short name for status lines: the model folder's name."""
         if self.path is None:
@@ -158,7 +174,7 @@ class FMNModel:
 
     @torch.no_grad()
     def speech_raw_from_mfcc(self, sequences: Sequence[torch.Tensor], batch_size: int = 64) -> torch.Tensor:
-        """Raw Bi-LSTM features ``(N, Da)`` of ``(L_i, F)`` MFCC sequences, on the CPU."""
+        """Raw Bi-LSTM features ``(N, Da)`` of ``(L_i, F)`` front-end frame sequences, on the CPU."""
         self.net.eval()
         out = []
         # Similar lengths share a batch, so little time goes into padding.
@@ -177,18 +193,21 @@ class FMNModel:
 
         Raises:
             MediaError: missing, empty, corrupt or non-audio file, silence, or under 0.3 s of sound.
+            FrontEndError: the model's Whisper front end is not installed, damaged or other weights.
         """
-        return self.speech_raw_from_mfcc([speech_features(path, self.speech_frontend)])[0]
+        self.speech_frontend.check_installed()
+        return self.speech_raw_from_mfcc([speech_features(path, self.speech_frontend, self.front_end_device)])[0]
 
     def speech_raw_from_wave(self, wave: np.ndarray, name: str = "the recording") -> torch.Tensor:
         """Raw features ``(Da,)`` of 16 kHz mono float samples (a microphone recording).
 
         Raises:
             MediaError: silence, or under 0.3 s of sound.
+            FrontEndError: the model's Whisper front end is not installed, damaged or other weights.
         """
-        return self.speech_raw_from_mfcc([mfcc(prepare_wave(wave, self.speech_frontend, name), self.speech_frontend)])[
-            0
-        ]
+        fe = self.speech_frontend
+        fe.check_installed()
+        return self.speech_raw_from_mfcc([wave_features(prepare_wave(wave, fe, name), fe, self.front_end_device)])[0]
 
     # -- common space and scores --------------------------------------------------------------
 

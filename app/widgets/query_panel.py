@@ -1,4 +1,4 @@
-"""QueryPanel: record a spoken query (toggle or push-to-talk), watch its level, see and replay it, or open a file."""
+"""QueryPanel: record a spoken query (toggle or push-to-talk), see and replay it, see what was heard, or open a file."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from fmn_core.media.errors import MediaError
 PUSH_TO_TALK_KEY = Qt.Key.Key_T  # held to record; Space stays play/pause (see docs/app.md)
 THUMB_HEIGHT = 44  # a video query's first frame, as tall as the waveform it replaces
 METER_MS = 33  # level meter and elapsed time refresh (about 30 per second)
+REASON_CHARS = 90  # a longer reason for a missing transcript is cut in the panel (the tooltip has it all)
+_GREY = "color: palette(placeholder-text);"
 
 
 class QueryPanel(QWidget):
@@ -56,9 +58,15 @@ class QueryPanel(QWidget):
         self.open_button = QPushButton("Open…", self, toolTip="Use an audio or video file as the query (Ctrl+O)")
         self.query_label = QLabel("No query yet: record one, drop a file on the window, or open one.", self)
         self.query_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.heard = QLabel(self)  # what Whisper heard in the latest speech query
+        self.heard.setAccessibleName("What the model heard")
+        self.heard.setWordWrap(True)
+        self.heard.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.heard.hide()
         self.availability = QLabel(self)
         self.availability.setWordWrap(True)
-        self.availability.setStyleSheet("color: palette(placeholder-text);")
+        self.availability.setStyleSheet(_GREY)
+        self._speech_off: str | None = None  # why speech queries cannot be made (the model), if so
 
         row = QHBoxLayout()
         for w in (self.record_button, self.devices, self.refresh_button):
@@ -72,7 +80,11 @@ class QueryPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 6, 4)
         layout.addLayout(row)
-        layout.addWidget(self.query_label)
+        caption_row = QHBoxLayout()
+        caption_row.addWidget(self.query_label)
+        caption_row.addSpacing(16)
+        caption_row.addWidget(self.heard, 1)
+        layout.addLayout(caption_row)
         layout.addWidget(self.availability)
 
         self.player = QMediaPlayer(self)
@@ -104,21 +116,31 @@ class QueryPanel(QWidget):
             self.devices.addItem(str(dev), dev.index)
             if dev.is_default:
                 self.devices.setCurrentIndex(self.devices.count() - 1)
-        reason = self.recorder.unavailable_reason
-        available = not reason
-        self.record_button.setEnabled(available)
-        self.devices.setEnabled(available)
-        if available:
+        if self.recorder.unavailable_reason:
+            self.devices.addItem("no microphone")
+        self._show_availability()
+
+    def set_speech_off(self, reason: str | None) -> None:
+        """The model cannot take speech queries here (``reason`` says why and the fix); None: it can."""
+        self._speech_off = reason
+        self._show_availability()
+
+    def _show_availability(self) -> None:
+        mic = self.recorder.unavailable_reason
+        speech = f"Voice search is off: {self._speech_off}" if self._speech_off else ""
+        reason = speech or mic  # the model's problem first: a microphone would not help
+        self.record_button.setEnabled(not reason)
+        self.devices.setEnabled(not mic)
+        self.devices.setToolTip(mic)
+        if not reason:
             self.record_button.setToolTip(
                 "Record a spoken query (Ctrl+R to start and stop), or hold T to talk and release to search"
             )
             self.availability.hide()
-        else:
-            self.devices.addItem("no microphone")
-            self.record_button.setToolTip(reason)
-            self.devices.setToolTip(reason)
-            self.availability.setText(reason)
-            self.availability.show()
+            return
+        self.record_button.setToolTip(reason)
+        self.availability.setText("\n".join(r for r in (speech, mic) if r))
+        self.availability.show()
 
     @property
     def can_record(self) -> bool:
@@ -201,6 +223,40 @@ class QueryPanel(QWidget):
         self.elapsed.setText(clock(0))
         self.query_label.setText(f"Query: {caption} (video)")
         self._set_replay_source(None)
+
+    # -- what the model heard ------------------------------------------------------------------
+
+    def show_hearing(self) -> None:
+        """A transcript of the speech query is on its way."""
+        self._set_heard("Heard: …", "Transcribing the query with Whisper", grey=True)
+
+    def show_heard(self, text: str, lang: str, model: str = "", cut: bool = False) -> None:
+        """What the speech recogniser heard in the query, e.g. ``Heard: “cut the onion” (en)``."""
+        tip = f"What {model or 'Whisper'} heard in the query: if it misheard, the ranking may be off too."
+        if not text.strip():
+            self._set_heard("Heard: nothing recognisable", tip, grey=True)
+            return
+        note = " — only its first 30 s" if cut else ""
+        self._set_heard(f"Heard: “{text.strip()}” ({lang}){note}", tip, grey=False)
+
+    def show_not_heard(self, reason: str) -> None:
+        """No transcript (the ranking stands): a short reason, the whole of it in the tooltip."""
+        short = reason.split("; ")[0]
+        if len(short) > REASON_CHARS:
+            short = short[: REASON_CHARS - 1].rstrip() + "…"
+        self._set_heard(f"Heard: — ({short})", f"No transcript: {reason}", grey=True)
+
+    def clear_heard(self) -> None:
+        """No transcript line (a video query, or a new query on its way)."""
+        self.heard.clear()
+        self.heard.setToolTip("")
+        self.heard.hide()
+
+    def _set_heard(self, text: str, tip: str, grey: bool) -> None:
+        self.heard.setText(text)
+        self.heard.setToolTip(tip)
+        self.heard.setStyleSheet(_GREY if grey else "")
+        self.heard.show()
 
     def _show_kind(self, modality: str) -> None:
         self.wave.setVisible(modality == "speech")

@@ -24,10 +24,18 @@ import numpy as np
 
 from fmn_core.corpus import speech
 from fmn_core.corpus.video import RenderSettings, write_clip
-from fmn_core.corpus.vocabulary import DEFAULT_CLASSES, LANGUAGES, parse_class, phrasings
+from fmn_core.corpus.vocabulary import (
+    ACTIONS,
+    DEFAULT_CLASSES,
+    LANGUAGES,
+    Phrasing,
+    parse_class,
+    phrasing_templates,
+    template_keys,
+)
 from fmn_core.errors import FmnError
 from fmn_core.manifest import Manifest, ManifestRow, atomic_write_text, write_manifest
-from fmn_core.splits import SplitSpec, assign_splits, partition, speaker_splits
+from fmn_core.splits import SplitSpec, assign_splits, family_splits, partition
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,7 @@ class CorpusSpec:
     seed: int = 0  # master seed: same seed, same files
     render: RenderSettings = field(default_factory=RenderSettings)  # video size, fps, duration range
     split: SplitSpec = field(default_factory=lambda: SplitSpec(holdout_voices=True))  # how rows are split
+    unseen_templates: float = 0.25  # share of each action's phrasing templates (per language) kept out of training
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,8 @@ class SpeechJob:
     voice: speech.Voice
     seed: int
     path: str  # relative to the corpus folder
+    split: str  # decided when planning: the voice's family and the phrasing's template depend on it
+    template: str  # the phrasing's template key, e.g. "cut/en/07"
 
 
 def item_seed(seed: int, *keys: str | int) -> int:
@@ -92,73 +103,113 @@ def plan_videos(spec: CorpusSpec) -> list[VideoJob]:
     ]
 
 
-def _speaker_splits(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]]) -> dict[str, str]:
-    return speaker_splits({lang: [v.speaker for v in vs] for lang, vs in voices_by_lang.items()}, spec.split)
+def _family_splits(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]]) -> dict[tuple[str, str], str]:
+    """(language, family) -> split, from the corpus's family table (``splits.CORPUS_FAMILY_SPLITS``)."""
+    families = {lang: [(v.family, v.speaker) for v in vs] for lang, vs in voices_by_lang.items()}
+    return family_splits(families, spec.split)
+
+
+def unseen_templates(spec: CorpusSpec, action: str, lang: str) -> set[str]:
+    """The templates of an action, in a language, that no training utterance uses.
+
+    Drawn from the split seed, per action and language; the first template (the class's own
+    name, what a user types first) is always seen.
+    """
+    keys = template_keys(action, lang)
+    n = round(len(keys) * spec.unseen_templates)
+    order = list(keys[1:])
+    np.random.default_rng(item_seed(spec.split.seed, "unseen-templates", action, lang)).shuffle(order)
+    return set(order[:n])
+
+
+Pool = dict[str, dict[str, list[speech.Voice]]]  # family -> speaker -> voices
 
 
 def _voice_for_each_utterance(
-    spec: CorpusSpec, class_key: str, voices: Sequence[speech.Voice], split_of_speaker: dict[str, str] | None
-) -> list[speech.Voice]:
-    """Choose a voice per utterance of one class, cycling over speakers so that each speaks as often.
+    spec: CorpusSpec, class_key: str, voices: Sequence[speech.Voice], split_of_family: dict[str, str] | None
+) -> list[tuple[speech.Voice, str]]:
+    """Choose a voice and a split per utterance of one class.
 
-    The cycle is over *speakers*, then over each speaker's voices: espeak-ng gives one timbre
-    eight dialect voices and flite's awb has one, and cycling over voices gave each espeak-ng
-    timbre about eight times the speech of a flite or festival speaker (20 of 1,200 training
-    utterances came from such voices, and validation could not see how they fared).
-
-    With held-out voices, the utterances that will be test (or val) utterances are spoken only
-    by test (or val) speakers, in the split's proportions, so every class has test speech.
+    Utterances are dealt to splits in the spec's proportions; with held-out families
+    (``split_of_family``: family -> split) a split's utterances are spoken only by its own
+    families, so every class has test speech. Within a split the deal cycles over families,
+    then over each family's speakers, then over each speaker's voices: espeak-ng gives one timbre
+    eight dialect voices and flite's awb one, and a deal over voices gave each espeak-ng timbre
+    about eight times the speech of a flite or festival speaker; over families, the neural test
+    voice speaks as much of the test as espeak-ng's three Klatt timbres together. A split with
+    no family of its own (an engine missing here) is spoken by training voices and becomes training.
     """
     m, lang = spec.utterances_per_class, voices[0].lang
     offset = item_seed(spec.seed, "voice-offset", class_key, lang)
-    by_speaker: dict[str, list[speech.Voice]] = {}
+    pools: dict[str, Pool] = {s: {} for s in ("train", "val", "test")}
     for v in voices:
-        by_speaker.setdefault(v.speaker, []).append(v)
-    speakers = list(by_speaker)
-    if split_of_speaker is None:
-        pools = {"train": speakers}
-        split_of_index = dict.fromkeys((f"{i:05d}" for i in range(m)), "train")
-    else:
-        pools = {s: [k for k in speakers if split_of_speaker[k] == s] for s in ("train", "val", "test")}
-        split_of_index = partition([f"{i:05d}" for i in range(m)], spec.split, "utterances", class_key, lang)
-    turns = dict.fromkeys(pools, 0)  # utterances given to each split's speakers so far
-    spoken = dict.fromkeys(speakers, 0)  # utterances given to each speaker so far
+        for s in (split_of_family[v.family],) if split_of_family is not None else tuple(pools):
+            pools[s].setdefault(v.family, {}).setdefault(v.speaker, []).append(v)
+    split_of_index = partition([f"{i:05d}" for i in range(m)], spec.split, "utterances", class_key, lang)
+    turns: dict[str, int] = {}  # utterances given so far to each split, family and speaker
     chosen = []
     for i in range(m):
-        s = split_of_index[f"{i:05d}"]
-        pool = pools[s] or pools["train"]
-        speaker = pool[(offset + turns[s]) % len(pool)]
-        own = by_speaker[speaker]
-        chosen.append(own[(offset + spoken[speaker]) % len(own)])
-        turns[s] += 1
-        spoken[speaker] += 1
+        split = split_of_index[f"{i:05d}"]
+        split = split if pools[split] else "train"
+        families = sorted(pools[split])
+        family = families[(offset + turns.get(split, 0)) % len(families)]
+        speakers = list(pools[split][family])
+        speaker = speakers[(offset + turns.get(f"family:{family}", 0)) % len(speakers)]
+        own = pools[split][family][speaker]
+        chosen.append((own[(offset + turns.get(f"speaker:{speaker}", 0)) % len(own)], split))
+        for key in (split, f"family:{family}", f"speaker:{speaker}"):
+            turns[key] = turns.get(key, 0) + 1
+    return chosen
+
+
+def _phrasing_for_each_utterance(spec: CorpusSpec, class_key: str, lang: str, splits: list[str]) -> list[Phrasing]:
+    """Choose a phrasing per utterance: training ones from seen templates, held-out ones half and half.
+
+    Seen and unseen phrasings are each dealt in a shuffled cycle, so a class has as many distinct
+    phrasings as the vocabulary allows; in validation and test, utterances alternate between
+    unseen and seen templates, so both can be reported.
+    """
+    cls = parse_class(class_key)
+    unseen = unseen_templates(spec, cls.action, lang)
+    rng = np.random.default_rng(item_seed(spec.seed, "phrasing", class_key, lang))
+    lists: dict[bool, list[Phrasing]] = {False: [], True: []}  # unseen? -> phrasings
+    for p in phrasing_templates(cls, lang):
+        lists[p.template in unseen].append(p)
+    for phrasings in lists.values():
+        rng.shuffle(phrasings)  # type: ignore[arg-type]
+    used = {False: 0, True: 0}
+    held_out = {"val": int(rng.integers(2)), "test": int(rng.integers(2))}  # where each split's alternation starts
+    chosen = []
+    for split in splits:
+        new = split != "train" and bool(lists[True]) and held_out[split] % 2 == 0
+        if split != "train":
+            held_out[split] += 1
+        chosen.append(lists[new][used[new] % len(lists[new])])
+        used[new] += 1
     return chosen
 
 
 def plan_speech(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]]) -> list[SpeechJob]:
-    """One job per utterance: phrasing, voice, seed and output path.
-
-    Phrasings are dealt in a shuffled cycle, so each class has as many distinct phrasings as
-    it has utterances, up to the number of phrasings the vocabulary knows.
-    """
+    """One job per utterance: split, voice, phrasing (and its template), seed and output path."""
     jobs = []
-    split_of_speaker = _speaker_splits(spec, voices_by_lang) if spec.split.holdout_voices else None
+    split_of_family = _family_splits(spec, voices_by_lang) if spec.split.holdout_voices else None
     for c in spec.classes:
-        cls = parse_class(c)
         for lang in spec.langs:
-            texts = phrasings(cls, lang)
-            np.random.default_rng(item_seed(spec.seed, "phrasing", c, lang)).shuffle(texts)
-            voices = _voice_for_each_utterance(spec, c, voices_by_lang[lang], split_of_speaker)
-            for i in range(spec.utterances_per_class):
+            families = {f: s for (lg, f), s in split_of_family.items() if lg == lang} if split_of_family else None
+            voices = _voice_for_each_utterance(spec, c, voices_by_lang[lang], families)
+            texts = _phrasing_for_each_utterance(spec, c, lang, [split for _, split in voices])
+            for i, ((voice, split), phrasing) in enumerate(zip(voices, texts, strict=True)):
                 jobs.append(
                     SpeechJob(
                         id=f"s_{lang}_{c}_{i:03d}",
                         class_key=c,
                         lang=lang,
-                        text=texts[i % len(texts)],
-                        voice=voices[i],
+                        text=phrasing.text,
+                        voice=voice,
                         seed=item_seed(spec.seed, "speech", c, lang, i),
                         path=f"speech/{lang}/{c}/{c}_{lang}_{i:03d}.wav",
+                        split=split,
+                        template=phrasing.template,
                     )
                 )
     return jobs
@@ -179,10 +230,11 @@ def _make_speech(job: SpeechJob, out: str) -> ManifestRow:
         modality="speech",
         path=job.path,
         label=job.class_key,
+        split=job.split,
         text=job.text,
         voice=job.voice.id,
         lang=job.lang,
-        extra={"speaker": job.voice.speaker},
+        extra={"speaker": job.voice.speaker, "family": job.voice.family, "template": job.template},
     )
 
 
@@ -271,7 +323,10 @@ def generate_corpus(
         futures: list[Future[ManifestRow]] = [pool.submit(_make_video, j, str(out), spec.render) for j in video_jobs]
         futures += [pool.submit(_make_speech, j, str(out)) for j in speech_jobs]
         rows = _run_jobs(futures, tick)
-    rows = assign_splits(rows, spec.split)
+    # Speech rows got their split when planned (it chose their voice and phrasing); videos get theirs here.
+    rows = assign_splits([r for r in rows if r.modality == "video"], spec.split) + [
+        r for r in rows if r.modality == "speech"
+    ]
     atomic_write_text(out / "corpus.json", json.dumps(_describe(spec, voices_by_lang), indent=2, ensure_ascii=False))
     write_manifest(rows, out / "manifest.csv")
     return Manifest(rows=rows, root=out)
@@ -281,7 +336,19 @@ def _describe(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]]) -
     """What was generated and how, saved beside the manifest for reproducibility."""
     return {
         "spec": asdict(spec),
-        "speakers": _speaker_splits(spec, voices_by_lang) if spec.split.holdout_voices else {},
+        "families": {
+            lang: {f: s for (lg, f), s in sorted(_family_splits(spec, voices_by_lang).items()) if lg == lang}
+            for lang in spec.langs
+        }
+        if spec.split.holdout_voices
+        else {},
+        "family_descriptions": speech.FAMILIES,
+        "unseen_templates": {
+            f"{action}/{lang}": sorted(unseen_templates(spec, action, lang))
+            for action in ACTIONS
+            for lang in spec.langs
+        },
         "voices": {lang: [v.id for v in vs] for lang, vs in voices_by_lang.items()},
+        "voice_families": {lang: {v.id: v.family for v in vs} for lang, vs in voices_by_lang.items()},
         "engines": {k: v or "ok" for k, v in speech.engine_status().items()},
     }

@@ -1,10 +1,17 @@
 """Synthetic speech for the cooking corpus: TTS voices, rendering and kitchen augmentation.
 
 DESIGN.md §3: every phrasing of a class is spoken by many voices of the installed engines
-(espeak-ng dialects × variants, flite and festival voices) at varied rate and pitch, then made
-to sound recorded in a kitchen (noise, clatter, reverb, level, silences). All output is 16 kHz
-float32 mono, and a rendering is a pure function of (text, voice, seed): the engines are
-deterministic and every random draw comes from the seed.
+(espeak-ng dialects × variants, flite and festival voices, Piper neural voices) at varied rate
+and pitch, given a vocal tract and a colouring of its own (``voice_augment``), then made to
+sound recorded in a kitchen (noise, clatter, reverb, level, silences, sometimes a telephone).
+All output is 16 kHz float32 mono, and a rendering is a pure function of (text, voice, seed):
+the engines are deterministic (Piper's noise is seeded) and every random draw comes from the seed.
+
+Every voice belongs to a *family*, the unit a held-out split keeps whole: a synthesis method
+(espeak-ng's formant voices, its Klatt voices, diphone concatenation, statistical parametric
+voices, a neural voice). Families are drawn so that no recorded speaker is in two of them: kal
+is a diphone voice in flite and in festival, slt a parametric one in both (flite's clustergen,
+festival's HTS), so a split can hold a family out without hearing its speakers elsewhere.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import fftconvolve
 
+from fmn_core.corpus import piper_engine
+from fmn_core.corpus.voice_augment import channel_augment, speaker_augment
 from fmn_core.errors import FmnError
 from fmn_core.media.audio_io import SAMPLE_RATE, read_audio, resample
 from fmn_core.media.errors import MediaError
@@ -47,8 +56,8 @@ class SpeechError(FmnError):
 class Engine:
     """A TTS program and how to get it."""
 
-    name: str  # the engine's key in voice ids: "espeak", "flite", "festival"
-    program: str  # the executable run for synthesis
+    name: str  # the engine's key in voice ids: "espeak", "flite", "festival", "piper"
+    program: str  # the executable run for synthesis; "" for an engine run in-process
     install: str  # one line telling a user how to install it
     langs: tuple[str, ...]  # languages its catalogue covers
 
@@ -63,6 +72,7 @@ class Voice:
     name: str  # the engine's own name: "gmw/en-US+m3", "slt", "kal_diphone"
     speaker: str  # the timbre behind it: voices sharing one should not straddle train and test
     native_pitch: bool = True  # False: the engine ignores pitch settings; pitch is shifted by resampling
+    family: str = ""  # the voice family a held-out split keeps whole (see FAMILIES)
 
 
 ENGINES: dict[str, Engine] = {
@@ -76,7 +86,22 @@ ENGINES: dict[str, Engine] = {
             "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
             ("en",),
         ),
+        Engine("piper", "", piper_engine.INSTALL, ("en",)),
     )
+}
+
+# The voice families and what each is. Mandarin has only espeak-ng's cmn voices, so its families
+# are that one engine's voice lines (male timbres, female timbres, Klatt): Mandarin can hold out
+# new voice lines of a known engine, never a new engine.
+FAMILIES = {
+    "espeak": "espeak-ng formant voices, male and female timbres (m1-m7, f1-f4), every English dialect",
+    "espeak-klatt": "espeak-ng's Klatt synthesizer voices (klatt, klatt2, klatt3), every English dialect",
+    "diphone": "diphone concatenation of recorded speech: flite kal, kal16; festival kal, ked (rab, don)",
+    "parametric": "statistical parametric voices: flite clustergen awb, rms, slt; festival HTS slt",
+    "piper": "Piper neural (VITS) voices: joe",
+    "espeak-zh-m": "espeak-ng Mandarin, male timbres m1-m7",
+    "espeak-zh-f": "espeak-ng Mandarin, female timbres f1-f4",
+    "espeak-zh-klatt": "espeak-ng Mandarin, Klatt voices",
 }
 
 # Variants are espeak-ng's timbres (a dialect changes only pronunciation); these are its natural-
@@ -94,7 +119,16 @@ _FLITE_FIXED_F0 = frozenset({"rms"})
 _FESTIVAL_VOICE_ROOTS = (Path("/usr/share/festival/voices"), Path("/usr/local/share/festival/voices"))
 _FESTIVAL_EN_FOLDERS = frozenset({"english", "us", "british"})
 # The same recorded speaker packaged for several engines or rates.
-_SPEAKER_ALIASES = {"kal16": "kal", "kal_diphone": "kal", "ked_diphone": "ked", "cmu_us_slt_arctic_hts": "slt"}
+_SPEAKER_ALIASES = {
+    "kal16": "kal",
+    "kal_diphone": "kal",
+    "ked_diphone": "ked",
+    "rab_diphone": "rab",
+    "don_diphone": "don",
+    "cmu_us_slt_arctic_hts": "slt",
+}
+# flite's diphone voices; its others (awb, rms, slt) are clustergen, a statistical parametric method.
+_FLITE_DIPHONE = frozenset({"kal", "kal16"})
 
 
 def _run(cmd: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -151,10 +185,17 @@ def _espeak_voices() -> tuple[Voice, ...]:
     # Voices are named by file: espeak-ng 1.51 drops a variant appended to a language alias
     # ("en-gb+f2" sounds like plain en-gb), but not one appended to the file ("gmw/en+f2").
     return tuple(
-        Voice(f"espeak:{code}+{v}", "espeak", lang, f"{file}+{v}", f"espeak+{v}")
+        Voice(f"espeak:{code}+{v}", "espeak", lang, f"{file}+{v}", f"espeak+{v}", family=_espeak_family(lang, v))
         for lang, code, file in sorted(en + zh)
         for v in _espeak_variants()
     )
+
+
+def _espeak_family(lang: str, variant: str) -> str:
+    line = "klatt" if variant.startswith("klatt") else variant[0]  # "m", "f" or "klatt"
+    if lang == "zh":
+        return f"espeak-zh-{line}"
+    return "espeak-klatt" if line == "klatt" else "espeak"
 
 
 @functools.cache
@@ -163,7 +204,15 @@ def _flite_voices() -> tuple[Voice, ...]:
     names = listing.partition(":")[2].split()
     # *_time voices are limited-domain: they can only say the time of day.
     return tuple(
-        Voice(f"flite:{n}", "flite", "en", n, _SPEAKER_ALIASES.get(n, n), n not in _FLITE_FIXED_F0)
+        Voice(
+            f"flite:{n}",
+            "flite",
+            "en",
+            n,
+            _SPEAKER_ALIASES.get(n, n),
+            native_pitch=n not in _FLITE_FIXED_F0,
+            family="diphone" if n in _FLITE_DIPHONE else "parametric",
+        )
         for n in sorted(names)
         if not n.endswith("_time")
     )
@@ -193,8 +242,27 @@ def _festival_voices() -> tuple[Voice, ...]:
             n,
             _SPEAKER_ALIASES.get(n, n),
             native_pitch=_festival_pitch_expr(n, 1.0) is not None,
+            family=_festival_family(n),
         )
         for n in _festival_voice_names()
+    )
+
+
+def _festival_family(name: str) -> str:
+    if name.endswith("_diphone"):
+        return "diphone"
+    if name.endswith("_hts"):
+        return "parametric"
+    # Unit-selection (clunits, multisyn) voices are a method of their own.
+    return f"festival-{name}"
+
+
+@functools.cache
+def _piper_voices() -> tuple[Voice, ...]:
+    # Piper's VITS takes no pitch setting; pitch is shifted by resampling.
+    return tuple(
+        Voice(f"piper:{m.name}", "piper", m.lang, m.name, m.name, native_pitch=False, family="piper")
+        for m in piper_engine.installed_models()
     )
 
 
@@ -202,6 +270,7 @@ _CATALOGUES: dict[str, Callable[[], tuple[Voice, ...]]] = {
     "espeak": _espeak_voices,
     "flite": _flite_voices,
     "festival": _festival_voices,
+    "piper": _piper_voices,
 }
 
 
@@ -214,10 +283,13 @@ def engine_status() -> dict[str, str | None]:
     """
     status: dict[str, str | None] = {}
     for name, engine in ENGINES.items():
-        if shutil.which(engine.program) is None:
+        what = engine.program or name
+        if engine.program and shutil.which(engine.program) is None:
             status[name] = f"{engine.program} not found: {engine.install}"
+        elif not engine.program and piper_engine.missing():
+            status[name] = piper_engine.missing()
         elif not _CATALOGUES[name]():
-            status[name] = f"{engine.program} has no usable voices: {engine.install}"
+            status[name] = f"{what} has no usable voices: {engine.install}"
         else:
             status[name] = None
     return status
@@ -306,8 +378,18 @@ def _describe(voice: Voice, text: str) -> str:
     return f"{voice.engine} voice {voice.name!r} saying {text!r}"
 
 
-def _engine_wave(text: str, voice: Voice, rate: float, pitch: float) -> tuple[np.ndarray, int]:
-    """Run the engine into a temporary WAV and read it back at the engine's own rate."""
+def _piper_wave(text: str, voice: Voice, rate: float, seed: int) -> tuple[np.ndarray, int]:
+    try:
+        model = piper_engine.find_model(voice.name)
+        return piper_engine.synthesize(model, text, 1 / rate, seed), model.sample_rate
+    except piper_engine.PiperUnavailable as exc:
+        raise SpeechError(f"{_describe(voice, text)}: {exc}") from exc
+
+
+def _engine_wave(text: str, voice: Voice, rate: float, pitch: float, seed: int) -> tuple[np.ndarray, int]:
+    """Run the engine (into a temporary WAV for the programs) and return samples at its own rate."""
+    if voice.engine == "piper":
+        return _piper_wave(text, voice, rate, seed)
     with tempfile.TemporaryDirectory(prefix="fmn-tts-") as tmp:
         out = Path(tmp) / "speech.wav"
         cmd, stdin = _COMMANDS[voice.engine](text, voice, rate, pitch, out)
@@ -326,7 +408,7 @@ def _engine_wave(text: str, voice: Voice, rate: float, pitch: float) -> tuple[np
             raise SpeechError(f"{_describe(voice, text)}: unreadable output ({exc})") from exc
 
 
-def synthesize(text: str, voice: Voice, rate: float = 1.0, pitch: float = 1.0) -> np.ndarray:
+def synthesize(text: str, voice: Voice, rate: float = 1.0, pitch: float = 1.0, seed: int = 0) -> np.ndarray:
     """Speak a text with a voice.
 
     Args:
@@ -334,6 +416,7 @@ def synthesize(text: str, voice: Voice, rate: float = 1.0, pitch: float = 1.0) -
         voice: a catalogue voice (see ``voices``).
         rate: speaking-rate factor; 1 is the engine's default, 1.2 is 20 % faster.
         pitch: f0 factor; 1 is the voice's own pitch.
+        seed: seeds the engines that draw noise (Piper); the others ignore it.
 
     Returns:
         float32 samples in [-1, 1] at ``SAMPLE_RATE``, shape (N,).
@@ -347,12 +430,12 @@ def synthesize(text: str, voice: Voice, rate: float = 1.0, pitch: float = 1.0) -
     if rate <= 0 or pitch <= 0:
         raise ValueError(f"rate and pitch must be positive, got rate={rate}, pitch={pitch}")
     if voice.native_pitch:
-        wave, sr = _engine_wave(text, voice, rate, pitch)
+        wave, sr = _engine_wave(text, voice, rate, pitch, seed)
         wave = resample(wave, sr, SAMPLE_RATE)
     else:
         # Played back faster by `pitch`, the wave rises in pitch and tempo alike; asking the engine
         # for rate / pitch first leaves the tempo at `rate`.
-        wave, sr = _engine_wave(text, voice, rate / pitch, 1.0)
+        wave, sr = _engine_wave(text, voice, rate / pitch, 1.0, seed)
         wave = resample(wave, round(sr * pitch / 100) * 100, SAMPLE_RATE)
     if len(wave) < _MIN_SPEECH_S * SAMPLE_RATE or np.abs(wave).max() < _SILENT_PEAK:
         raise SpeechError(f"{_describe(voice, text)} produced silence ({len(wave) / SAMPLE_RATE:.2f} s)")
@@ -447,8 +530,8 @@ def _reverberate(x: np.ndarray, rt60: float, drr_db: float, rng: np.random.Gener
 def augment(wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]]:
     """Make clean speech sound recorded in a kitchen.
 
-    Adds leading and trailing silence, a room (most of the time), kitchen noise at a random SNR
-    and sets a random level whose peak stays at or below 0.99.
+    Adds leading and trailing silence, a room (most of the time), kitchen noise at a random SNR,
+    sometimes a telephone channel, and sets a random level whose peak stays at or below 0.99.
 
     Args:
         wave: clean speech at ``SAMPLE_RATE``, shape (N,).
@@ -467,6 +550,7 @@ def augment(wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dic
     noise, noise_params = kitchen_noise(len(x), rng)
     snr_db = round(float(rng.uniform(*SNR_DB)), 2)
     x = x + noise * math.sqrt(_active_power(wave) / 10 ** (snr_db / 10))
+    x, channel = channel_augment(x, rng)  # the phone hears the room and the kitchen too
     peak_dbfs = round(float(rng.uniform(*PEAK_DBFS)), 2)
     x *= 10 ** (peak_dbfs / 20) / (np.abs(x).max() + 1e-12)
     params = {
@@ -477,12 +561,16 @@ def augment(wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dic
         "snr_db": snr_db,
         "peak_dbfs": peak_dbfs,
         **noise_params,
+        **channel,
     }
     return x.astype(np.float32), params
 
 
 def render_utterance(text: str, voice: Voice, seed: int) -> tuple[np.ndarray, dict[str, float | str | int]]:
-    """Speak a text with a voice at a seeded rate and pitch, then augment it: one corpus utterance.
+    """Speak a text as one corpus utterance: seeded rate, pitch, vocal tract, colouring and kitchen.
+
+    The voice speaks at a drawn rate and pitch, ``voice_augment`` gives it a vocal tract and a
+    colouring of its own, and ``augment`` makes it sound recorded in a kitchen.
 
     The result depends on nothing but (text, voice, seed).
 
@@ -492,7 +580,8 @@ def render_utterance(text: str, voice: Voice, seed: int) -> tuple[np.ndarray, di
         seed: seeds every random choice (rate, pitch, augmentation).
 
     Returns:
-        float32 wave at ``SAMPLE_RATE`` and its parameters (voice, seed, rate, pitch, snr_db, ...).
+        float32 wave at ``SAMPLE_RATE`` and its parameters (voice, seed, rate, pitch, vtlp, eq*,
+        snr_db, telephone, ...).
 
     Raises:
         SpeechError: the engine fails or says nothing.
@@ -500,5 +589,8 @@ def render_utterance(text: str, voice: Voice, seed: int) -> tuple[np.ndarray, di
     rng = np.random.default_rng(seed)
     rate = round(float(rng.uniform(*RATE_RANGE)), 3)
     pitch = round(float(2 ** (rng.uniform(*PITCH_SEMITONES) / 12)), 3)
-    wave, params = augment(synthesize(text, voice, rate, pitch), rng)
-    return wave, {"voice": voice.id, "seed": seed, "rate": rate, "pitch": pitch, **params}
+    engine_seed = int(rng.integers(2**31))
+    clean = synthesize(text, voice, rate, pitch, engine_seed)
+    clean, speaker_params = speaker_augment(clean, rng)
+    wave, params = augment(clean, rng)
+    return wave, {"voice": voice.id, "seed": seed, "rate": rate, "pitch": pitch, **speaker_params, **params}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fmn_core.corpus.templates import EN, ZH
 from fmn_core.errors import FmnError
 
 
@@ -32,8 +33,8 @@ class CookingAction:
     """A verb with its phrasings and the objects it can sensibly apply to."""
 
     key: str
-    en: tuple[str, ...]  # English phrasing templates: {o} object, {r} receiver (with article)
-    zh: tuple[str, ...]  # Mandarin phrasing templates: {o} object, {r} receiver, {v} verb
+    en: tuple[str, ...]  # English phrasing templates (see templates.py for the fields)
+    zh: tuple[str, ...]  # Mandarin phrasing templates
     zh_verb: str  # default Mandarin verb for the class name
     objects: tuple[str, ...]  # object keys this action applies to
 
@@ -80,273 +81,26 @@ OBJECTS: dict[str, CookingObject] = {
     )
 }
 
-_CUT_EN = (
-    "cut the {o}",
-    "slice the {o}",
-    "chop the {o}",
-    "now I'm cutting {a_o}",
-    "let's cut up the {o}",
-    "cutting {a_o} with a knife",
-    "dice the {o}",
-    "I slice {a_o} on the board",
-    "cut {a_o} into pieces",
-    "time to chop the {o}",
-)
-_CUT_ZH = (
-    "切{o}",
-    "把{o}切开",
-    "现在我在切{o}",
-    "我们来切一下{o}",
-    "用刀切{o}",
-    "把{o}切成片",
-    "切一个{o}",
-    "来切{o}吧",
-    "把{o}切成小块",
-    "先切{o}",
-)
-
 ACTIONS: dict[str, CookingAction] = {
     a.key: a
     for a in (
         CookingAction(
             "cut",
-            _CUT_EN,
-            _CUT_ZH,
+            EN["cut"],
+            ZH["cut"],
             "切",
             ("onion", "cucumber", "carrot", "pineapple", "orange", "apple", "lemon", "lime"),
         ),
         CookingAction(
-            "peel",
-            (
-                "peel the {o}",
-                "peel {a_o}",
-                "now I'm peeling the {o}",
-                "take the skin off the {o}",
-                "let's peel {a_o}",
-                "peeling the {o}",
-                "remove the peel from the {o}",
-                "I peel the {o} first",
-                "strip the skin off {a_o}",
-                "time to peel the {o}",
-            ),
-            (
-                "{v}{o}",
-                "把{o}{v}皮",
-                "现在我在{v}{o}",
-                "我们来{v}一下{o}",
-                "给{o}{v}皮",
-                "先把{o}的皮{v}掉",
-                "{v}一个{o}",
-                "来{v}{o}吧",
-                "把{o}的皮去掉",
-                "{v}{o}皮",
-            ),
-            "削",
-            ("orange", "carrot", "apple", "cucumber", "onion", "lemon", "lime"),
+            "peel", EN["peel"], ZH["peel"], "削", ("orange", "carrot", "apple", "cucumber", "onion", "lemon", "lime")
         ),
-        CookingAction(
-            "pour",
-            (
-                "pour {o} into {r}",
-                "pour the {o} into {r}",
-                "now I'm pouring {o} into {r}",
-                "add some {o} to {r}",
-                "let's pour {o} in {r}",
-                "pouring {o} into {r}",
-                "put a little {o} in {r}",
-                "fill {r} with {o}",
-                "I pour the {o} into {r}",
-                "tip some {o} into {r}",
-            ),
-            (
-                "往{r}里倒{o}",
-                "把{o}倒进{r}",
-                "现在往{r}里倒{o}",
-                "我们往{r}里加点{o}",
-                "倒{o}",
-                "在{r}里倒一些{o}",
-                "把{o}倒到{r}里",
-                "来倒点{o}吧",
-                "往{r}里加{o}",
-                "倒一点{o}进{r}",
-            ),
-            "倒",
-            ("oil", "milk"),
-        ),
-        CookingAction(
-            "sprinkle",
-            (
-                "sprinkle {o}",
-                "sprinkle some {o}",
-                "now I'm sprinkling {o}",
-                "add a pinch of {o}",
-                "let's sprinkle the {o}",
-                "sprinkling {o} on top",
-                "shake some {o} over it",
-                "season it with {o}",
-                "dust it with {o}",
-                "a little {o} on top",
-            ),
-            (
-                "撒{o}",
-                "撒点{o}",
-                "现在撒一些{o}",
-                "我们来撒{o}",
-                "加一点{o}",
-                "在上面撒{o}",
-                "撒上{o}",
-                "来撒点{o}吧",
-                "均匀地撒{o}",
-                "放一撮{o}",
-            ),
-            "撒",
-            ("salt", "spice"),
-        ),
-        CookingAction(
-            "squeeze",
-            (
-                "squeeze the {o}",
-                "squeeze {a_o}",
-                "now I'm squeezing {a_o}",
-                "juice the {o}",
-                "let's squeeze the {o}",
-                "squeezing the {o}",
-                "press the juice out of the {o}",
-                "I squeeze the {o}",
-                "get the juice from {a_o}",
-                "time to squeeze the {o}",
-            ),
-            (
-                "挤{o}",
-                "挤一下{o}",
-                "现在我在挤{o}",
-                "我们来挤{o}",
-                "把{o}挤出汁",
-                "榨{o}汁",
-                "挤一个{o}",
-                "来挤{o}吧",
-                "用力挤{o}",
-                "把{o}的汁挤出来",
-            ),
-            "挤",
-            ("lemon", "lime", "orange"),
-        ),
-        CookingAction(
-            "stir",
-            (
-                "stir in {r}",
-                "stir it in {r}",
-                "now I'm stirring in {r}",
-                "mix everything in {r}",
-                "let's stir {r}",
-                "stirring the food in {r}",
-                "give {r} a stir",
-                "I stir in {r}",
-                "keep stirring in {r}",
-                "mix it up in {r}",
-            ),
-            (
-                "在{r}里{v}",
-                "在{r}里{v}一下",
-                "现在在{r}里{v}",
-                "我们在{r}里{v}",
-                "把{r}里的东西{v}均匀",
-                "{v}{r}里的菜",
-                "来{v}一下{r}",
-                "用勺子在{r}里{v}",
-                "继续在{r}里{v}",
-                "在{r}中{v}",
-            ),
-            "搅拌",
-            ("bowl", "pan"),
-        ),
-        CookingAction(
-            "take_out",
-            (
-                "take out {a_o}",
-                "take the {o} out",
-                "now I'm taking out {a_o}",
-                "get {a_o} out of the cupboard",
-                "let's take out the {o}",
-                "taking out the {o}",
-                "grab {a_o}",
-                "I take out the {o}",
-                "pull out {a_o}",
-                "bring out the {o}",
-            ),
-            (
-                "取出{o}",
-                "拿出{o}",
-                "现在取出{o}",
-                "我们把{o}拿出来",
-                "把{o}取出来",
-                "从柜子里拿出{o}",
-                "取一个{o}",
-                "来拿{o}吧",
-                "拿一个{o}出来",
-                "先取出{o}",
-            ),
-            "取出",
-            ("plate", "can", "bowl", "pan"),
-        ),
-        CookingAction(
-            "wash",
-            (
-                "wash the {o}",
-                "wash {a_o}",
-                "now I'm washing the {o}",
-                "rinse the {o}",
-                "let's wash the {o}",
-                "washing {a_o} under the tap",
-                "clean the {o} with water",
-                "I rinse {a_o}",
-                "give the {o} a wash",
-                "run the {o} under water",
-            ),
-            (
-                "洗{o}",
-                "洗一下{o}",
-                "现在我在洗{o}",
-                "我们来洗{o}",
-                "把{o}洗干净",
-                "用水冲洗{o}",
-                "洗一个{o}",
-                "来洗{o}吧",
-                "清洗{o}",
-                "把{o}冲一冲",
-            ),
-            "洗",
-            ("apple", "cucumber", "carrot", "lemon", "lime", "orange"),
-        ),
-        CookingAction(
-            "grate",
-            (
-                "grate the {o}",
-                "grate {a_o}",
-                "now I'm grating the {o}",
-                "shred the {o}",
-                "let's grate the {o}",
-                "grating {a_o}",
-                "rub the {o} on the grater",
-                "I grate the {o}",
-                "shred {a_o} finely",
-                "time to grate the {o}",
-            ),
-            (
-                "磨碎{o}",
-                "把{o}磨碎",
-                "现在我在磨{o}",
-                "我们来擦{o}丝",
-                "把{o}擦成丝",
-                "用擦子擦{o}",
-                "磨一个{o}",
-                "来磨碎{o}吧",
-                "把{o}磨成碎末",
-                "先把{o}擦碎",
-            ),
-            "磨碎",
-            ("carrot", "apple", "cucumber", "onion"),
-        ),
+        CookingAction("pour", EN["pour"], ZH["pour"], "倒", ("oil", "milk")),
+        CookingAction("sprinkle", EN["sprinkle"], ZH["sprinkle"], "撒", ("salt", "spice")),
+        CookingAction("squeeze", EN["squeeze"], ZH["squeeze"], "挤", ("lemon", "lime", "orange")),
+        CookingAction("stir", EN["stir"], ZH["stir"], "搅拌", ("bowl", "pan")),
+        CookingAction("take_out", EN["take_out"], ZH["take_out"], "取出", ("plate", "can", "bowl", "pan")),
+        CookingAction("wash", EN["wash"], ZH["wash"], "洗", ("apple", "cucumber", "carrot", "lemon", "lime", "orange")),
+        CookingAction("grate", EN["grate"], ZH["grate"], "磨碎", ("carrot", "apple", "cucumber", "onion")),
     )
 }
 
@@ -440,8 +194,9 @@ def all_class_keys() -> list[str]:
 def _en_forms(cls: CookingClass, name: str) -> dict[str, str]:
     obj = OBJECTS[cls.obj]
     a_o = name if obj.mass else ("an " if name[0] in "aeiou" else "a ") + name
+    plural = name if obj.mass or name.endswith("s") else name + "s"
     receiver = f"the {OBJECTS[cls.receiver].en[0]}" if cls.receiver else ""
-    return {"o": name, "a_o": a_o, "r": receiver}
+    return {"o": name, "a_o": a_o, "os": plural, "r": receiver}
 
 
 def _zh_verb(cls: CookingClass) -> str:
@@ -452,23 +207,47 @@ def _zh_verb(cls: CookingClass) -> str:
     return ACTIONS[cls.action].zh_verb
 
 
-def phrasings(cls: CookingClass, lang: str) -> list[str]:
-    """All distinct phrasings of a class in a language ('en' or 'zh'), canonical first.
+@dataclass(frozen=True)
+class Phrasing:
+    """One way of saying a class, and the template it came from."""
 
-    Every template of the action is combined with every name of the object, so the list is
-    long enough for many distinct utterances per class.
+    template: str  # stable template key "action/lang/NN", e.g. "cut/en/07"
+    text: str  # the filled-in words, e.g. "how do I cut an onion"
+
+
+def template_keys(action: str, lang: str) -> list[str]:
+    """Keys of an action's templates in a language, in order ("cut/en/00", "cut/en/01", ...)."""
+    templates = _templates(ACTIONS[action], lang)
+    return [f"{action}/{lang}/{i:02d}" for i in range(len(templates))]
+
+
+def _templates(action: CookingAction, lang: str) -> tuple[str, ...]:
+    if lang not in LANGUAGES:
+        raise VocabularyError(f"unknown language {lang!r}: valid languages are {', '.join(LANGUAGES)}")
+    return action.en if lang == "en" else action.zh
+
+
+def phrasing_templates(cls: CookingClass, lang: str) -> list[Phrasing]:
+    """All distinct phrasings of a class in a language ('en' or 'zh') with their template keys.
+
+    Every template of the action is filled with every name of the object, canonical name first,
+    so the list is long enough for many distinct utterances per class. A text two templates
+    happen to share is kept once, under the first.
     """
     action, obj = ACTIONS[cls.action], OBJECTS[cls.obj]
-    out: list[str] = []
-    if lang == "en":
-        for name in obj.en:
-            for template in action.en:
-                out.append(template.format(**_en_forms(cls, name)))
-    elif lang == "zh":
-        receiver = OBJECTS[cls.receiver].zh[0] if cls.receiver else ""
-        for name in obj.zh:
-            for template in action.zh:
-                out.append(template.format(o=name, r=receiver, v=_zh_verb(cls)))
-    else:
-        raise VocabularyError(f"unknown language {lang!r}: valid languages are en, zh")
-    return list(dict.fromkeys(out))  # drop repeats, keep order
+    keys = template_keys(cls.action, lang)
+    out: dict[str, str] = {}
+    for name in obj.en if lang == "en" else obj.zh:
+        for key, template in zip(keys, _templates(action, lang), strict=True):
+            if lang == "en":
+                text = template.format(**_en_forms(cls, name))
+            else:
+                receiver = OBJECTS[cls.receiver].zh[0] if cls.receiver else ""
+                text = template.format(o=name, r=receiver, v=_zh_verb(cls))
+            out.setdefault(text, key)
+    return [Phrasing(key, text) for text, key in out.items()]
+
+
+def phrasings(cls: CookingClass, lang: str) -> list[str]:
+    """All distinct phrasings of a class in a language ('en' or 'zh'), canonical first."""
+    return [p.text for p in phrasing_templates(cls, lang)]

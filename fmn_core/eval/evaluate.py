@@ -3,9 +3,11 @@
 Queries and gallery come only from the evaluated split (the test split by default), in both
 directions: every test speech clip queries the test videos and every test video queries the test
 speech. Relevance is label equality (DESIGN §3). Figures are given over all speech and per
-language. Baselines are fitted on the *training* split's frozen features (I3D features of the
-model's own stage 1, with time-pooled MFCC statistics or the model's own speech features) and
-scored on the same test items.
+language; the shipped ranking's also per speaker, per voice family and per phrasing, families and
+phrasings marked seen or unseen in the manifest's training split (what the model generalises to).
+Baselines are fitted on the *training* split's frozen features (I3D features of the model's own
+stage 1, with time-pooled MFCC statistics or the model's own speech features) and scored on the
+same test items.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +40,7 @@ from fmn_core.features.audio import normalize_utterance
 from fmn_core.features.video import normalize_clip
 from fmn_core.inference import FMNModel
 from fmn_core.manifest import Manifest, ManifestRow, read_manifest
-from fmn_core.splits import speaker_of
+from fmn_core.splits import family_of, speaker_family, speaker_of
 from fmn_core.training.data import Failure, decode_speech, decode_videos
 
 log = logging.getLogger(__name__)
@@ -78,9 +81,12 @@ class EncodedSplit:
         return np.array([r.label for r in self.speech_rows])
 
 
+ByGroup = dict[str, dict[str, RetrievalMetrics]]  # group -> direction -> metrics
+
+
 @dataclass
 class EvalReport:
-    """Metrics by method, then scope ('all' or a language), then direction."""
+    """Metrics by method, then scope ('all' or a language), then direction; the shipped ranking's by group."""
 
     split: str
     results: dict[str, dict[str, dict[str, RetrievalMetrics]]]
@@ -88,7 +94,12 @@ class EvalReport:
     counts: dict[str, int]
     voices: dict[str, Any]  # what of the split the model may know already (held_out_check)
     failures: list[Failure] = field(default_factory=list)
-    by_speaker: dict[str, dict[str, RetrievalMetrics]] = field(default_factory=dict)  # the shipped ranking's
+    by_speaker: ByGroup = field(default_factory=dict)  # "who (language)"
+    by_family: ByGroup = field(default_factory=dict)  # voice family (voice_family)
+    family_seen: dict[str, bool] = field(default_factory=dict)  # family -> heard in the training split
+    by_phrasing: ByGroup = field(default_factory=dict)  # 'seen' / 'unseen' phrasing in the training split
+    phrasing_basis: str = ""  # what a phrasing is: 'template', 'text', or '' (the manifest cannot tell)
+    by_family_phrasing: ByGroup = field(default_factory=dict)  # "lang: family seen|unseen, phrasing seen|unseen"
 
     def table(self, scope: str = "all", fractions: bool = True) -> str:
         """The plain-text table of one scope."""
@@ -97,7 +108,20 @@ class EvalReport:
 
     def speaker_table(self) -> str:
         """The shipped ranking per speaker ("who (language)"): which voices it fails on."""
-        return format_table(self.by_speaker, name="speaker")
+        return format_table(self.by_speaker, name="speaker", utterances=True)
+
+    def family_table(self) -> str:
+        """The shipped ranking per voice family, each marked seen or unseen in training."""
+        rows = {f"{f} ({_seen(self.family_seen.get(f, False))})": m for f, m in self.by_family.items()}
+        return format_table(rows, name="voice family", utterances=True)
+
+    def phrasing_table(self) -> str:
+        """The shipped ranking on phrasings heard in training and on new ones."""
+        return format_table(self.by_phrasing, name=f"phrasing ({self.phrasing_basis})", utterances=True)
+
+    def family_phrasing_table(self) -> str:
+        """The shipped ranking per language × family seen or not × phrasing seen or not."""
+        return format_table(self.by_family_phrasing, name="language: family, phrasing", utterances=True)
 
     def scopes(self) -> list[str]:
         return sorted({s for by_scope in self.results.values() for s in by_scope}, key=lambda s: (s != "all", s))
@@ -113,11 +137,81 @@ class EvalReport:
                 m: {s: {d: met.to_dict() for d, met in by_dir.items()} for s, by_dir in by_scope.items()}
                 for m, by_scope in self.results.items()
             },
-            "by_speaker": {g: {d: met.to_dict() for d, met in by_dir.items()} for g, by_dir in self.by_speaker.items()},
+            "by_speaker": _groups_dict(self.by_speaker),
+            "by_family": _groups_dict(self.by_family),
+            "family_seen": self.family_seen,
+            "by_phrasing": _groups_dict(self.by_phrasing),
+            "phrasing_basis": self.phrasing_basis,
+            "by_family_phrasing": _groups_dict(self.by_family_phrasing),
         }
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False))
+
+
+def _groups_dict(groups: ByGroup) -> dict[str, dict[str, dict[str, Any]]]:
+    return {g: {d: met.to_dict() for d, met in by_dir.items()} for g, by_dir in groups.items()}
+
+
+def _seen(seen: bool) -> str:
+    return "seen" if seen else "unseen"
+
+
+def voice_family(row: ManifestRow) -> str:
+    """The voice family of a speech row: its ``family`` column, else its speaker's kind (``speaker_family``)."""
+    return family_of(row) or speaker_family(speaker_of(row))
+
+
+def normalise_text(text: str) -> str:
+    """A transcript as phrasings are compared: NFKC, case-folded, punctuation dropped, single spaces."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join("".join(" " if unicodedata.category(c).startswith("P") else c for c in text).split())
+
+
+def phrasing_of(speech_rows: Sequence[ManifestRow]) -> tuple[str, Callable[[ManifestRow], str]]:
+    """How a manifest tells phrasings apart: its ``template`` column, else its normalised ``text``.
+
+    Returns:
+        The basis ('template', 'text', or '' when the manifest has neither) and the key of a row
+        ('' for a row that has none).
+    """
+    if any("template" in r.extra for r in speech_rows):
+        return "template", lambda r: r.extra.get("template", "")
+    if any(r.text for r in speech_rows):
+        return "text", lambda r: normalise_text(r.text)
+    return "", lambda r: ""
+
+
+@dataclass
+class SpeechGroups:
+    """How each evaluated utterance stands to the manifest's training speech (one entry per utterance)."""
+
+    family: list[str]  # its voice family ('' when unknown)
+    family_seen: dict[str, bool]  # family -> some training utterance has it
+    phrasing: list[str]  # 'seen' or 'unseen' (its phrasing among the training utterances'), '' when unknown
+    phrasing_basis: str  # 'template', 'text' or ''
+    family_phrasing: list[str]  # "lang: family seen|unseen, phrasing seen|unseen", '' when either is unknown
+
+
+def speech_groups(manifest: Manifest, rows: Sequence[ManifestRow]) -> SpeechGroups:
+    """Group evaluated speech rows by voice family and by whether training heard their family and phrasing.
+
+    A family is seen when some training speech row has it (:func:`voice_family`). A phrasing is seen
+    when its key (:func:`phrasing_of`: the template, else the normalised text) is that of some
+    training speech row.
+    """
+    train = manifest.of("speech", "train")
+    families = [voice_family(r) for r in rows]
+    trained_families = {voice_family(r) for r in train}
+    family_seen = {f: f in trained_families for f in sorted(set(families) - {""})}
+    basis, key = phrasing_of(manifest.of("speech"))
+    trained_phrasings = {key(r) for r in train} - {""}
+    phrasing = [_seen(key(r) in trained_phrasings) if key(r) else "" for r in rows]
+    cross = [
+        f"{r.lang + ': ' if r.lang else ''}family {_seen(family_seen[f])}, phrasing {p}" if f and p else ""
+        for r, f, p in zip(rows, families, phrasing, strict=True)
+    ]
+    return SpeechGroups(families, family_seen, phrasing, basis, cross)
 
 
 def encode_split(
@@ -152,7 +246,11 @@ def _by_scope(scores: np.ndarray, data: EncodedSplit, ks: Sequence[int]) -> dict
 def _by_group(
     scores: np.ndarray, data: EncodedSplit, ks: Sequence[int], groups: Sequence[str]
 ) -> dict[str, dict[str, RetrievalMetrics]]:
-    """Both directions over each group of the speech (its queries; its items as the gallery)."""
+    """Both directions over each group of the speech (``metrics_by_group``).
+
+    Speech→video: the group's utterances query all the videos. Video→speech: every video ranks
+    only the group's utterances, its relevant items being the group's utterances of its class.
+    """
     return metrics_by_group(scores, data.video_labels, data.speech_labels, groups, ks)
 
 
@@ -262,4 +360,12 @@ def evaluate(
     results["random ranking (expected)"] = _random_by_scope(data, ks)
     counts = {"videos": len(data.video_rows), "speech": len(data.speech_rows), "failed": len(failures)}
     held_out = held_out_check(model, manifest, data, split)
-    return EvalReport(split, results, shipped, counts, held_out, failures, by_speaker)
+    groups = speech_groups(manifest, data.speech_rows)
+    return EvalReport(
+        split, results, shipped, counts, held_out, failures, by_speaker,
+        by_family=_by_group(shipped_scores, data, ks, groups.family),
+        family_seen=groups.family_seen,
+        by_phrasing=_by_group(shipped_scores, data, ks, groups.phrasing),
+        phrasing_basis=groups.phrasing_basis,
+        by_family_phrasing=_by_group(shipped_scores, data, ks, groups.family_phrasing),
+    )  # fmt: skip

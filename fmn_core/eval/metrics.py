@@ -282,8 +282,12 @@ def metrics_by_group(
 ) -> dict[str, dict[str, RetrievalMetrics]]:
     """:func:`bidirectional_metrics` over each group of the speech (e.g. a speaker's clips).
 
-    A group's clips are its speech→video queries and, for video→speech, the whole gallery the
-    videos search; speech without a group (``""``) is left out.
+    Speech→video: the group's clips are the queries, over all the videos. Video→speech: every
+    video ranks only the group's clips, so a video's relevant items are the group's utterances of
+    its class (a video whose class the group never says is left out, counted in
+    ``n_without_relevant``). The video→speech gallery thus shrinks with the group, and chance
+    rises with it: compare a group's figures with those of the groups beside it, not with the
+    figures over all speech. Speech without a group (``""``) is left out.
     """
     scores, speech_labels, groups_a = np.asarray(scores), np.asarray(speech_labels), np.asarray(groups)
     out = {}
@@ -305,13 +309,26 @@ def bidirectional_random(
     }
 
 
-def format_table(rows: dict[str, dict[str, RetrievalMetrics]], fractions: bool = False, name: str = "method") -> str:
+def n_utterances(by_dir: dict[str, RetrievalMetrics]) -> int:
+    """The speech clips behind one row of both directions: its speech→video queries, counting those left out."""
+    m = by_dir[DIRECTIONS[1]]
+    return m.n_queries + m.n_without_relevant
+
+
+def format_table(
+    rows: dict[str, dict[str, RetrievalMetrics]],
+    fractions: bool = False,
+    name: str = "method",
+    utterances: bool = False,
+) -> str:
     """A plain-text table of methods × directions, with R@k and mAP in percent (the paper's convention).
 
     Args:
         rows: ``{method: {direction: metrics}}``, e.g. ``{"cca": bidirectional_metrics(...)}``.
         fractions: also show the relevant fraction at each k (``F@k``, the paper's formula (5)).
         name: the heading of the first column (what the rows are).
+        utterances: also show each row's speech clips (:func:`n_utterances`), as tables of groups
+            of the speech need: their rows differ in size.
 
     Returns:
         The table, one line per (method, direction), followed by a legend line.
@@ -320,8 +337,10 @@ def format_table(rows: dict[str, dict[str, RetrievalMetrics]], fractions: bool =
     ks = sorted({k for m in all_metrics for k in m.recall_at})
     fks = sorted({k for m in all_metrics for k in m.relevant_fraction_at}) if fractions else []
     header = [name, "direction", *(f"R@{k}" for k in ks), "mAP", "MedR", *(f"F@{k}" for k in fks), "queries"]
+    header += ["utterances"] if utterances else []
     lines = [header]
     for method, by_dir in rows.items():
+        count = [str(n_utterances(by_dir))] if utterances else []
         for direction, m in by_dir.items():
             lines.append(
                 [
@@ -332,6 +351,7 @@ def format_table(rows: dict[str, dict[str, RetrievalMetrics]], fractions: bool =
                     f"{m.median_rank:g}",
                     *(_percent(m.relevant_fraction_at.get(k)) for k in fks),
                     str(m.n_queries),
+                    *count,
                 ]
             )
     widths = [max(len(row[i]) for row in lines) for i in range(len(header))]

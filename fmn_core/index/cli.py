@@ -107,14 +107,41 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 raise MediaError(f"{path}: a {found} file, but {flag} wants {'audio' if want == 'speech' else 'video'}")
             query = retriever.query_from_file(path)
         result = retriever.search(query, top=args.top)
+        heard = _transcript(args) if query.modality == "speech" and args.item is None else None
         if args.json:
-            json.dump(_result_json(retriever, result), sys.stdout, ensure_ascii=False, indent=2)
+            json.dump(_result_json(retriever, result) | (heard or {}), sys.stdout, ensure_ascii=False, indent=2)
             print()
         else:
+            if heard is not None:
+                t = heard["transcript"]
+                print(
+                    f"heard: {t['text']!r} ({t['lang']}, {t['model']})"
+                    if t
+                    else f"heard: ? ({heard['transcript_error']})"
+                )
             _print_result(result)
     finally:
         retriever.close()
     return 0
+
+
+def _transcript(args: argparse.Namespace) -> dict[str, Any] | None:
+    """What Whisper heard in the query file: ``{"transcript": {...}}``, or the reason there is none.
+
+    After the ranking, so a missing or slow decoder never holds the hits back.
+    """
+    if args.no_transcript:
+        return None
+    from fmn_core.errors import FmnError
+    from fmn_core.features.audio import SpeechFrontEndConfig, prepare_wave
+    from fmn_core.features.whisper import transcribe
+    from fmn_core.media.audio_io import load_audio
+
+    try:
+        t = transcribe(prepare_wave(load_audio(args.audio), SpeechFrontEndConfig(), str(args.audio)))
+    except FmnError as e:
+        return {"transcript": None, "transcript_error": str(e)}
+    return {"transcript": {"text": t.text, "lang": t.lang, "model": t.model, "cut": t.cut}}
 
 
 def _result_json(retriever: Retriever, result: SearchResult) -> dict[str, Any]:
@@ -221,6 +248,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     what.add_argument("--item", metavar="ID", help="an item of the library to search with")
     p.add_argument("--top", type=int, default=10, help="hits to show (default 10)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--no-transcript", action="store_true", help="do not transcribe a speech query (Whisper's decoder, ~0.2 s)"
+    )
     _add_model_args(p)
     p.set_defaults(func=_cmd_search)
 

@@ -201,7 +201,7 @@ def _alive(pid: int) -> bool:
 
 def decode_item(job: _DecodeJob) -> _Decoded:
     """Decode one file for the encoder, with its preview; failures are returned, never raised."""
-    from fmn_core.media.errors import MediaError
+    from fmn_core.errors import FmnError
 
     out = _Decoded(job.id)
     try:
@@ -210,7 +210,7 @@ def decode_item(job: _DecodeJob) -> _Decoded:
             _decode_video(job, out)
         else:
             _decode_speech(job, out)
-    except MediaError as e:
+    except FmnError as e:  # bad media, or a speech front end that is not installed: its message says why
         out.reason = str(e)
     except OSError as e:
         out.reason = f"{job.path}: cannot read ({e.strerror or e})"
@@ -239,13 +239,15 @@ def _decode_video(job: _DecodeJob, out: _Decoded) -> None:
 
 
 def _decode_speech(job: _DecodeJob, out: _Decoded) -> None:
-    from fmn_core.features.audio import mfcc, prepare_wave
+    from fmn_core.features.audio import prepare_wave, wave_features
     from fmn_core.media.audio_io import SAMPLE_RATE, load_audio
 
     wave = load_audio(job.path)
     out.duration = len(wave) / SAMPLE_RATE
     out.preview = waveform_peaks(wave).tobytes()  # kept even when the speech is refused below
-    out.payload = mfcc(prepare_wave(wave, job.speech_frontend, name=job.path), job.speech_frontend).numpy()
+    fe = job.speech_frontend
+    # Decoding workers run a Whisper front end on their own CPU core: they are many and short-lived.
+    out.payload = wave_features(prepare_wave(wave, fe, name=job.path), fe, device="cpu").numpy()
 
 
 def thumbnail_jpeg(frame_bgr: np.ndarray, width: int = THUMBNAIL_WIDTH) -> bytes:

@@ -24,7 +24,7 @@ from torch import nn
 from fmn_core.errors import FmnError
 from fmn_core.models.fusion import FusionHead
 from fmn_core.models.i3d import I3D_COMPACT, I3DConfig, VideoEncoder, create_i3d
-from fmn_core.models.memory import AVERAGINGS, POLICIES, READOUTS, PairedMemory, UpdateRecord
+from fmn_core.models.memory import AVERAGINGS, CONFIRM_RULES, POLICIES, READOUTS, PairedMemory, UpdateRecord
 from fmn_core.models.speech import SpeechEncoder, SpeechEncoderConfig, create_speech_encoder
 
 COMBINATIONS = ("learned", "product", "ratio", "none")
@@ -50,6 +50,9 @@ class FMNConfig:
     # agreement of softmax(temperature * m) over the slots (see PairedMemory)
     memory_readout: str = "max"
     memory_temperature: float = 20.0
+    # How a user's confirmations are stored: 'paper' the update rule of DESIGN §2.6; 'new_voice' a
+    # confirmed pair is averaged only into a slot like both its halves, else gets its own (PairedMemory)
+    memory_confirm: str = "paper"
     # How S1 and Max make S (paper formula (3) is ambiguous as printed):
     #   'learned' S = sigmoid(w1 * logit(S1) + w2 * Max + b), starts as S = S1 (w = [1, 0], b = 0)
     #   'product' S = S1 * max(Max, 0)               (one reading of (3))
@@ -67,6 +70,8 @@ class FMNConfig:
             raise ValueError(f"memory_averaging must be one of {AVERAGINGS}, got {self.memory_averaging!r}")
         if self.memory_readout not in READOUTS:
             raise ValueError(f"memory_readout must be one of {READOUTS}, got {self.memory_readout!r}")
+        if self.memory_confirm not in CONFIRM_RULES:
+            raise ValueError(f"memory_confirm must be one of {CONFIRM_RULES}, got {self.memory_confirm!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (nested configs as dicts)."""
@@ -266,6 +271,7 @@ def create_fmn(cfg: FMNConfig, with_video_encoder: bool = True) -> FeatureMemory
         averaging=cfg.memory_averaging,
         readout=cfg.memory_readout,
         temperature=cfg.memory_temperature,
+        confirm_rule=cfg.memory_confirm,
     )
     return FeatureMemoryNetwork(
         speech_encoder=create_speech_encoder(cfg.speech),

@@ -20,6 +20,7 @@ POLICIES = ("least_used", "oldest")
 AVERAGINGS = ("ema", "mean")
 READOUTS = ("max", "soft")
 UPDATE_KINDS = ("append", "average", "replace")
+CONFIRM_RULES = ("paper", "new_voice")
 
 
 class FeatureMemoryBank(nn.Module):
@@ -169,6 +170,14 @@ class PairedMemory(nn.Module):
        (averaging 'ema': recent pairs weigh most) or ``w = 1 / (hits + 1)`` (averaging 'mean': the
        slot is the plain mean of every pair it absorbed, a steadier prototype).
 
+    A user's confirmation follows the same rule with ``confirm_rule`` 'paper'. With 'new_voice' its
+    m2 is ``max_j min(cos(v, Bv_j), cos(a, Ba_j))``: it is averaged only into a slot that remembers
+    *both* halves, else it gets a slot of its own. The paper's mean lets a familiar video carry an
+    unheard voice past t2 into a class prototype of a hundred pairs, where it moves the prototype
+    a little and is lost; in a slot of its own it stays an exemplar of that voice and class, which
+    later utterances of the voice resemble, and a second confirmation of the same voice and class
+    is averaged into it (``fmn adapt`` measures both rules).
+
     Args:
         video_dim: Dv, width of raw video features.
         speech_dim: Da, width of raw speech features.
@@ -181,6 +190,8 @@ class PairedMemory(nn.Module):
         averaging: 'ema' (weight ``alpha``) or 'mean' (weight ``1 / (hits + 1)``).
         readout: 'max' or 'soft', how the memory vectors make ``Max``.
         temperature: the softmax's sharpness in the 'soft' readout.
+        confirm_rule: how a user's confirmations are stored: 'paper' (the rule above) or
+            'new_voice' (averaged only into a slot like both halves, else a slot of its own).
     """
 
     def __init__(
@@ -196,6 +207,7 @@ class PairedMemory(nn.Module):
         averaging: str = "ema",
         readout: str = "max",
         temperature: float = 20.0,
+        confirm_rule: str = "paper",
     ) -> None:
         super().__init__()
         if policy not in POLICIES:
@@ -206,6 +218,8 @@ class PairedMemory(nn.Module):
             raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
+        if confirm_rule not in CONFIRM_RULES:
+            raise ValueError(f"confirm_rule must be one of {CONFIRM_RULES}, got {confirm_rule!r}")
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must lie in (0, 1], got {alpha}")
         self.video = FeatureMemoryBank(video_dim, capacity)
@@ -213,6 +227,7 @@ class PairedMemory(nn.Module):
         self.t1, self.t2, self.alpha, self.policy = t1, t2, alpha, policy
         self.clamp_negative = clamp_negative
         self.averaging, self.readout, self.temperature = averaging, readout, temperature
+        self.confirm_rule = confirm_rule
 
     @property
     def capacity(self) -> int:
@@ -284,11 +299,15 @@ class PairedMemory(nn.Module):
             return m_v.new_zeros((0, len(m_a))), torch.zeros((0, len(m_a)), dtype=torch.int64, device=m_v.device)
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
-    def best_match(self, v: torch.Tensor, a: torch.Tensor) -> tuple[float | None, int | None]:
-        """m2 and its slot for one pair ``v (Dv,)``, ``a (Da,)``: the best mean of the two cosines."""
+    def best_match(self, v: torch.Tensor, a: torch.Tensor, both: bool = False) -> tuple[float | None, int | None]:
+        """m2 and its slot for one pair ``v (Dv,)``, ``a (Da,)``: the best mean of the two cosines.
+
+        With ``both`` the best *smaller* of the two cosines: how well one slot remembers both halves.
+        """
         if not bool(self.used.any()):
             return None, None
-        mean = (self.video.memory_vector(v[None]) + self.speech.memory_vector(a[None]))[0] / 2
+        m_v, m_a = self.video.memory_vector(v[None])[0], self.speech.memory_vector(a[None])[0]
+        mean = torch.minimum(m_v, m_a) if both else (m_v + m_a) / 2
         mean = mean.masked_fill(~self.used, float("-inf"))
         slot = int(torch.argmax(mean))
         return float(mean[slot]), slot
@@ -316,7 +335,7 @@ class PairedMemory(nn.Module):
         return records
 
     def _remember(self, index: int, v: torch.Tensor, a: torch.Tensor, confirmed: bool = False) -> UpdateRecord:
-        m2, best = self.best_match(v, a)
+        m2, best = self.best_match(v, a, both=confirmed and self.confirm_rule == "new_voice")
         if best is not None and m2 >= self.t2:
             weight = self.alpha if self.averaging == "ema" else 1.0 / (int(self.video.hits[best]) + 1)
             if confirmed:
@@ -331,6 +350,12 @@ class PairedMemory(nn.Module):
         self.video.write(slot, v)
         step = self.speech.write(slot, a)
         return UpdateRecord(index, slot, kind, m2, step)
+
+    def _own_slot(self, a: torch.Tensor) -> bool:
+        """Whether a confirmed pair with speech ``a (Da,)`` gets a slot of its own ('new_voice' rule)."""
+        if self.confirm_rule != "new_voice":
+            return False
+        return float(self.speech.memory_vector(a[None]).max()) < self.t2
 
     @torch.no_grad()
     def clear(self) -> None:

@@ -1,26 +1,34 @@
 """Decode a manifest's media once, in parallel, into tensors that training reuses every epoch.
 
 Unreadable rows never stop training: they are collected as :class:`Failure`s and reported at
-the end of the run.
+the end of the run. Speech frames can be cached on disk (a Whisper encoder's frames of every
+speed-perturbed copy take minutes to compute), keyed by the files, the front end and the speeds.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 
-from fmn_core.features.audio import SpeechFrontEndConfig, mfcc, prepare_wave, speech_features
+from fmn_core.features.audio import SpeechFrontEndConfig, prepare_wave, speech_features, wave_features
 from fmn_core.features.video import VideoFrontEndConfig, decode_clip
 from fmn_core.manifest import Manifest, ManifestRow
 from fmn_core.media.audio_io import SAMPLE_RATE, load_audio, resample
 from fmn_core.media.errors import MediaError
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,14 +59,18 @@ def _video_job(path: str, cfg: VideoFrontEndConfig) -> torch.Tensor | str:
 def _speech_job(
     path: str, cfg: SpeechFrontEndConfig, speeds: tuple[float, ...] = ()
 ) -> torch.Tensor | list[torch.Tensor] | str:
+    # Workers run a Whisper front end on their own CPU core (device="cpu"): a forked worker
+    # must not start CUDA, and int8 on one core keeps pace with the other workers.
     try:
         if not speeds:
-            return speech_features(path, cfg)
+            return speech_features(path, cfg, device="cpu")
         wave = load_audio(path)
         # Speed perturbation (Ko et al. 2015): replaying at another rate changes tempo and pitch
         # together, a cheap stand-in for new speakers.
         return [
-            mfcc(prepare_wave(resample(wave, round(SAMPLE_RATE * sp), SAMPLE_RATE), cfg, name=path), cfg)
+            wave_features(
+                prepare_wave(resample(wave, round(SAMPLE_RATE * sp), SAMPLE_RATE), cfg, name=path), cfg, "cpu"
+            )
             for sp in speeds
         ]
     except MediaError as e:
@@ -109,9 +121,94 @@ def decode_speech(
     jobs: int | None = None,
     progress: Progress | None = None,
     speeds: tuple[float, ...] = (),
+    cache_dir: Path | None = None,
 ) -> Decoded:
-    """Compute the ``(L, F)`` MFCC sequence of every speech row.
+    """Compute the ``(L, F)`` front-end frames of every speech row.
 
     With ``speeds`` each item is instead a list of sequences, one per playback speed (1.0: as recorded).
+    With ``cache_dir`` the result is kept there and reused while files, front end and speeds are unchanged.
+
+    Raises:
+        FrontEndError: a Whisper front end that is not installed (checked before any work starts).
     """
-    return _decode(manifest, rows, functools.partial(_speech_job, cfg=cfg, speeds=tuple(speeds)), jobs, progress)
+    cfg.check_installed()
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"speech-{_speech_cache_key(manifest, rows, cfg, speeds)}.safetensors"
+        cached = _read_speech_cache(cache, rows, bool(speeds))
+        if cached is not None:
+            log.info("speech frames of %d rows read from %s", len(rows), cache)
+            if progress:
+                progress(len(rows), len(rows))
+            return cached
+    job = functools.partial(_speech_job, cfg=cfg, speeds=tuple(speeds))
+    decoded = _decode(manifest, rows, job, jobs, progress)
+    if cache is not None:
+        # Rounded as the cache stores them, so a run that reads the cache sees the very frames
+        # this one trains on (a resumed run must continue the same run).
+        decoded.items = [_half(item) for item in decoded.items]
+        _write_speech_cache(cache, decoded, rows)
+    return decoded
+
+
+def _half(item: torch.Tensor | list[torch.Tensor]) -> torch.Tensor | list[torch.Tensor]:
+    if isinstance(item, list):
+        return [t.to(torch.float16).float() for t in item]
+    return item.to(torch.float16).float()
+
+
+def _speech_cache_key(
+    manifest: Manifest, rows: Sequence[ManifestRow], cfg: SpeechFrontEndConfig, speeds: Sequence[float]
+) -> str:
+    """A hash of what the frames depend on: each file's path, size and time, the front end, the speeds."""
+    stats = []
+    for r in rows:
+        path = manifest.resolve(r)
+        try:
+            st = path.stat()
+            stats.append((r.id, str(path), st.st_size, st.st_mtime_ns))
+        except OSError:
+            stats.append((r.id, str(path), -1, -1))
+    blob = json.dumps([stats, asdict(cfg), list(speeds)], sort_keys=True).encode()
+    return hashlib.blake2b(blob, digest_size=12).hexdigest()
+
+
+def _write_speech_cache(path: Path, decoded: Decoded, rows: Sequence[ManifestRow]) -> None:
+    """Store frames as float16 (half the disk; the encoders' frames need no more precision)."""
+    index = {r.id: i for i, r in enumerate(rows)}
+    tensors: dict[str, torch.Tensor] = {}
+    for row, item in zip(decoded.rows, decoded.items, strict=True):
+        versions = item if isinstance(item, list) else [item]
+        for k, t in enumerate(versions):
+            tensors[f"{index[row.id]}/{k}"] = t.to(torch.float16).contiguous()
+    failures = [asdict(f) for f in decoded.failures]
+    tmp = path.with_suffix(".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(tmp), metadata={"failures": json.dumps(failures), "rows": str(len(rows))})
+    tmp.replace(path)  # atomic: a killed run leaves no half cache
+
+
+def _read_speech_cache(path: Path, rows: Sequence[ManifestRow], versioned: bool) -> Decoded | None:
+    """The cached frames of exactly these rows, or None (absent or unreadable: recomputed)."""
+    if not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(path))
+        failures = [Failure(**f) for f in json.loads(meta.get("failures", "[]"))]
+        if int(meta.get("rows", -1)) != len(rows):
+            return None
+    except (OSError, ValueError, TypeError, SafetensorError) as e:
+        log.warning("ignoring unreadable speech cache %s: %s", path, e)
+        return None
+    by_row: dict[int, dict[int, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        i, k = (int(x) for x in key.split("/"))
+        by_row.setdefault(i, {})[k] = t.float()
+    decoded = Decoded(rows=[], items=[], failures=failures)
+    for i in sorted(by_row):
+        versions = [by_row[i][k] for k in sorted(by_row[i])]
+        decoded.rows.append(rows[i])
+        decoded.items.append(versions if versioned else versions[0])
+    return decoded

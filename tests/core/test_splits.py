@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from fmn_core.manifest import ManifestRow
-from fmn_core.splits import SplitSpec, assign_splits
+from fmn_core.splits import SplitSpec, assign_splits, family_splits
 
 
 def _speech(n_voices: int = 10, per_voice: int = 5) -> list[ManifestRow]:
@@ -79,3 +79,63 @@ def test_holding_out_voices_needs_voices() -> None:
 def test_bad_fractions_are_refused() -> None:
     with pytest.raises(ValueError):
         SplitSpec(test=0.8, val=0.3)
+
+
+def _family_rows(families: dict[str, list[str]], lang: str = "en") -> list[ManifestRow]:
+    return [
+        ManifestRow(
+            f"{lang}_{f}_{s}_{i}",
+            "speech",
+            "x.wav",
+            "a",
+            voice=f"{f}:{s}",
+            lang=lang,
+            extra={"speaker": s, "family": f},
+        )
+        for f, speakers in families.items()
+        for s in speakers
+        for i in range(3)
+    ]
+
+
+def test_the_corpus_deal_holds_whole_families_out() -> None:
+    rows = _family_rows(
+        {
+            "espeak": ["espeak+m1", "espeak+f1"],
+            "espeak-klatt": ["espeak+klatt"],
+            "parametric": ["awb", "slt"],
+            "diphone": ["kal", "ked"],
+            "piper": ["joe"],
+        }
+    )
+    rows += _family_rows({"espeak-zh-m": ["espeak+m1"], "espeak-zh-f": ["espeak+f1"], "espeak-zh-klatt": ["k"]}, "zh")
+    for seed in range(3):  # a stated table: the seed changes nothing
+        split_of = {
+            (r.lang, r.extra["family"]): r.split for r in assign_splits(rows, SplitSpec(seed=seed, holdout_voices=True))
+        }
+        assert split_of == {
+            ("en", "espeak"): "train",
+            ("en", "parametric"): "train",
+            ("en", "diphone"): "val",
+            ("en", "piper"): "test",
+            ("en", "espeak-klatt"): "test",
+            ("zh", "espeak-zh-m"): "train",
+            ("zh", "espeak-zh-f"): "val",
+            ("zh", "espeak-zh-klatt"): "test",
+        }
+
+
+def test_families_sharing_a_speaker_go_together_and_a_conflict_is_refused() -> None:
+    pairs = {"en": [("a", "s1"), ("b", "s1"), ("b", "s2"), ("c", "s3"), ("d", "s4"), ("e", "s5")]}
+    split_of = family_splits(pairs, SplitSpec(), table={})
+    assert split_of[("en", "a")] == split_of[("en", "b")]  # linked by s1
+    assert set(split_of.values()) == {"train", "val", "test"}  # the table places none: dealt
+    # a family the table does not know joins training when the table places the others
+    assert family_splits(pairs, SplitSpec(), table={"a": "test", "c": "val"})[("en", "d")] == "train"
+    with pytest.raises(ValueError, match="share a speaker"):
+        family_splits(pairs, SplitSpec(), table={"a": "test", "b": "train"})
+
+
+def test_rows_without_families_keep_the_speaker_deal() -> None:
+    rows = assign_splits(_speech(), SplitSpec(holdout_voices=True))
+    assert len({r.voice for r in rows if r.split == "test"}) == 3

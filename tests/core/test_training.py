@@ -15,9 +15,12 @@ from fmn_core.cli import _held_out_summary
 from fmn_core.cli import main as fmn_main
 from fmn_core.corpus.generate import CorpusSpec, generate_corpus
 from fmn_core.corpus.video import RenderSettings
+from fmn_core.errors import FmnError
 from fmn_core.eval.evaluate import evaluate
 from fmn_core.eval.metrics import random_metrics
+from fmn_core.features.audio import SpeechFrontEndConfig
 from fmn_core.inference import FMNModel
+from fmn_core.manifest import read_manifest
 from fmn_core.models.fmn import FMNConfig, create_fmn
 from fmn_core.models.i3d import I3DConfig
 from fmn_core.models.speech import SpeechEncoderConfig
@@ -54,6 +57,7 @@ SMALL_TRAINING = TrainConfig(
         fusion_hidden=64,
         memory_capacity=8,
     ),
+    speech_frontend=SpeechFrontEndConfig(),  # the paper's MFCCs: cheap, and what these figures were set on
     video_stage=VideoStageConfig(epochs=12, batch_size=8, lr=1e-2),
     fmn_stage=FMNStageConfig(epochs=20, classes_per_batch=3, fill_pairs=300, t1_grid=(0.5, 0.9), t2_grid=(0.5, 0.9)),
     seed=1,
@@ -240,10 +244,30 @@ def test_the_selection_figure_weighs_every_validation_speaker_equally() -> None:
     scores = right.copy()
     scores[:, 8:] = np.where(right[:, 8:] > 0.5, 0.2, 0.3)  # the last two clips, by "few", prefer the wrong video
     speech = SpeechSet([], labels, [], None, ["many"] * 8 + ["few"] * 2)
-    by_speaker = _selection_value(scores, video, speech, FMNStageConfig(selection_metric="r1"))
-    by_clip = _selection_value(scores, video, speech, FMNStageConfig(selection_metric="r1", selection_by_speaker=False))
+    by_speaker = _selection_value(scores, video, speech, FMNStageConfig(selection_metric="r1", selection_by="speaker"))
+    by_clip = _selection_value(scores, video, speech, FMNStageConfig(selection_metric="r1", selection_by="clip"))
     # speech->video R@1: 1.0 for "many", 0.0 for "few" (0.8 over clips); video->speech R@1: 1.0 and 0.0 (1.0 over clips)
     assert by_speaker == pytest.approx(0.5) and by_clip == pytest.approx(0.9)
+    # no families known: the default, 'family', falls back to the figure over all clips
+    assert _selection_value(scores, video, speech, FMNStageConfig(selection_metric="r1")) == pytest.approx(0.9)
+
+
+def test_the_selection_figure_can_weigh_every_validation_family_equally() -> None:
+    # "many" and "many2" (8 clips, one family) ranked right, "few" (2 clips, another family) wrong
+    video = VideoSet(torch.randn(2, 4), torch.tensor([0, 1]))
+    labels = torch.tensor([0, 1] * 5)
+    right = np.where(labels.numpy()[None, :] == np.array([[0], [1]]), 0.9, 0.1)
+    scores = right.copy()
+    scores[:, 8:] = np.where(right[:, 8:] > 0.5, 0.2, 0.3)
+    speakers = ["many"] * 4 + ["many2"] * 4 + ["few"] * 2
+    speech = SpeechSet([], labels, [], None, speakers, families=["espeak"] * 8 + ["piper"] * 2)
+    cfg = FMNStageConfig(selection_metric="r1")
+    assert cfg.selection_by == "family"
+    assert _selection_value(scores, video, speech, cfg) == pytest.approx(0.5)  # (1 + 0) / 2 families
+    by_speaker = FMNStageConfig(selection_metric="r1", selection_by="speaker")
+    assert _selection_value(scores, video, speech, by_speaker) == pytest.approx(2 / 3)  # (1 + 1 + 0) / 3 speakers
+    with pytest.raises(ValueError, match="selection_by"):
+        FMNStageConfig(selection_by="voice")
 
 
 def test_the_speaker_head_knows_each_training_voice_and_skips_items_without_one() -> None:
@@ -286,3 +310,47 @@ def test_random_reference_is_what_the_report_calls_chance() -> None:
     # The margin asserted above is against the exact expectation of a random ranking.
     m = random_metrics(["a", "b", "c"], ["a", "a", "b", "b", "c", "c"], ks=(1,))
     assert m.recall_at[1] == pytest.approx(1 / 3)
+
+
+def test_a_whisper_front_end_trains_on_the_frozen_i3d_of_another_model(
+    trained: Path, small_corpus: Path, tmp_path: Path
+) -> None:
+    cfg = TrainConfig.for_front_end(
+        "whisper-tiny.en",
+        video_stage=SMALL_TRAINING.video_stage,
+        fmn_stage=dataclasses.replace(SMALL_TRAINING.fmn_stage, epochs=3, speed_perturb=(0.9, 1.0)),
+        seed=1,
+    )
+    cfg = dataclasses.replace(
+        cfg, fmn=dataclasses.replace(SMALL_TRAINING.fmn, speech=dataclasses.replace(cfg.fmn.speech, hidden=32))
+    )
+    report = train(small_corpus / "manifest.csv", tmp_path, cfg, jobs=2, video_encoder_from=trained)
+    training = json.loads((tmp_path / "training.json").read_text())
+    assert training["reused"] == ["stage1_video"]
+    model = FMNModel.load(tmp_path)
+    source = FMNModel.load(trained)
+    assert model.speech_frontend.kind == "whisper-tiny.en" and model.speech_frontend.encoder_sha256
+    assert model.cfg.speech.n_features == 384 and model.speech_status() is None
+    for (name, a), (_, b) in zip(
+        model.net.video_encoder.state_dict().items(), source.net.video_encoder.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name  # stage 1 borrowed, not retrained
+    assert set(source.extra["training"]["seen"]["ids"]) <= set(training["seen"]["ids"])  # what it saw is on record
+    speech = read_manifest(small_corpus / "manifest.csv").of("speech", "test")[0]
+    assert model.speech_raw(small_corpus / speech.path).shape == (model.cfg.speech.output_dim,)
+    assert report.counts["classes"] == len(source.class_names)
+    assert list((tmp_path / "work").glob("speech-*.safetensors"))  # encoder frames cached for the next run
+
+
+def test_borrowing_an_i3d_of_other_classes_is_refused(trained: Path, small_corpus: Path, tmp_path: Path) -> None:
+    model = FMNModel.load(trained)
+    model.class_names = [*model.class_names[:-1], "wash_plate"]
+    model.save(tmp_path / "other")
+    with pytest.raises(FmnError, match="classes"):
+        train(
+            small_corpus / "manifest.csv",
+            tmp_path / "new",
+            SMALL_TRAINING,
+            jobs=2,
+            video_encoder_from=tmp_path / "other",
+        )
