@@ -338,10 +338,12 @@ def evaluate(
     if baselines:
         train = encode_split(model, manifest, "train", jobs, progress)
         failures += train.failures
-        # Two speech inputs: the front end's pooled MFCCs (nothing learned, as the paper's baselines
-        # see) and the FMN's own trained Bi-LSTM features (a stronger, more demanding comparison).
+        # Two speech inputs: the front end's pooled frames (nothing trained by us: MFCCs as the
+        # paper's baselines see, or a frozen Whisper encoder's) and the FMN's own trained Bi-LSTM
+        # features (a stronger, more demanding comparison).
+        kind = model.speech_frontend.kind
         speech_inputs = {
-            "MFCC stats": (train.a_pooled, data.a_pooled),
+            f"{'MFCC' if kind == 'mfcc' else kind} stats": (train.a_pooled, data.a_pooled),
             "FMN speech features": (train.a_raw.numpy(), data.a_raw.numpy()),
         }
         for name in baselines:
