@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -87,8 +88,12 @@ def _decode(
     paths = [str(manifest.resolve(r)) for r in rows]
     results: list[torch.Tensor | str] = []
     workers = jobs or os.cpu_count() or 1
-    # Workers decode with one thread each; more would fight over the cores.
-    with ProcessPoolExecutor(max_workers=workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+    # Workers decode with one thread each; more would fight over the cores. They start from a
+    # forkserver, not a fork of this process: a fork copies locks held by this process's threads
+    # (CTranslate2's and torch's pools, once a Whisper encoder has run here) and can hang forever.
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["fmn_core.training.data"])
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         for i, result in enumerate(pool.map(job, paths, chunksize=8)):
             results.append(result)
             if progress:

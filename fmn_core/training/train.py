@@ -256,7 +256,6 @@ def train(
     inherited_ids: list[str] = []  # items the borrowed I3D trained or validated on
     if video_encoder_from is not None:
         saved, inherited_ids = _borrow_video_encoder(video_encoder_from, classes, fmn_cfg, fe)
-        reused.append("stage1_video")
         log.info("stage 1: the frozen I3D of %s", video_encoder_from)
     if saved is not None:
         encoder.load_state_dict(saved[0])
