@@ -234,18 +234,24 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     for scope in report.scopes():
         print(f"\n[{scope}]")
         print(report.table(scope))
-    if report.by_speaker:
-        print(f"\n[per speaker: {report.shipped}]")
-        print(report.speaker_table())
-    if report.by_family:
-        print(f"\n[per voice family, seen or unseen in training: {report.shipped}]")
-        print(report.family_table())
-    if report.by_phrasing:
-        print(f"\n[per phrasing ({report.phrasing_basis}), seen or unseen in training: {report.shipped}]")
-        print(report.phrasing_table())
-    if report.by_family_phrasing:
-        print(f"\n[per language, family and phrasing seen or unseen in training: {report.shipped}]")
-        print(report.family_phrasing_table())
+    group_tables = (
+        (report.by_speaker, "per speaker", report.speaker_table),
+        (report.by_family, "per voice family, seen or unseen in training", report.family_table),
+        (
+            report.by_phrasing,
+            f"per phrasing ({report.phrasing_basis}), seen or unseen in training",
+            report.phrasing_table,
+        ),
+        (
+            report.by_family_phrasing,
+            "per language, family and phrasing seen or unseen in training",
+            report.family_phrasing_table,
+        ),
+    )
+    for groups, title, table in group_tables:
+        if groups:
+            print(f"\n[{title}: {report.shipped}]")
+            print(table())
     if report.by_speaker or report.by_family:
         print("(video->speech per group: each video ranks only that group's speech, so chance differs by group)")
     if report.failures:
