@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
 )
 
 from app.labels import class_title
-from app.library import open_library
 from app.push_to_talk import PushToTalk
 from app.recorder import Recorder
 from app.session import BankSnapshot, Ranking, SearchSession
@@ -35,7 +34,6 @@ from app.widgets.preview_player import SEEK_MS, PreviewPlayer
 from app.widgets.query_panel import PUSH_TO_TALK_KEY, QueryPanel
 from app.widgets.results_view import ResultsView
 from app.workers import Worker, WorkerPool
-from fmn_core.errors import FmnError
 from fmn_core.manifest import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
@@ -78,6 +76,8 @@ class MainWindow(QMainWindow):
         self.posters = WorkerPool(1, self)  # first frames of previewed clips (no Retriever calls)
         self.library_folder: Path | None = None
         self.model_path: Path | None = None
+        self._reading: Path | None = None  # the query file being read, until it ranks or fails
+        self._opening: tuple[Path, Path | None] | None = None  # (library, model) being opened
         self.setWindowTitle("FMN Studio")
         self.setAcceptDrops(True)
         self._build()
@@ -217,7 +217,7 @@ class MainWindow(QMainWindow):
         s.opened.connect(self._on_opened)
         s.ranked.connect(self._on_ranked)
         s.banksChanged.connect(self._on_banks)
-        s.failed.connect(self.show_error)
+        s.failed.connect(self._on_failed)
         s.heard.connect(self._on_heard)
         s.notHeard.connect(self.query.show_not_heard)
         self.cancel_button.clicked.connect(s.cancel)
@@ -247,19 +247,17 @@ class MainWindow(QMainWindow):
     # -- library ------------------------------------------------------------------------------
 
     def open_library(self, folder: Path, model: Path | None = None) -> bool:
-        """Open a library with a model (None: the shipped one); indexing runs in the background.
+        """Open a library with a model (None: the shipped one); scanning and indexing run in the background.
 
-        Returns False, showing why, when the folder is no library (the current one stays).
+        Any folder opens: with a manifest, laid out as ``<label>/<files>``, or flat. Returns False,
+        showing why, when ``folder`` is not a folder; a folder without media is refused when the
+        scan finds none, and the current library stays open either way.
         """
-        try:
-            manifest = open_library(folder)
-        except FmnError as e:
-            self.show_error(f"Cannot open library {folder}: {e}")
+        if not folder.is_dir():
+            self.show_error(f"Cannot open library {folder}: no such folder")
             return False
-        self.library_folder, self.model_path = folder, model
-        self.setWindowTitle(f"FMN Studio — {folder.name}")
-        videos, speech = len(manifest.of("video")), len(manifest.of("speech"))
-        self.library_label.setText(f"{videos} videos · {speech} speech clips")
+        self._opening = (folder, model)
+        self.library_label.setText(f"Looking for media in {folder.name}…")
         self.results.clear("Indexing the library…")
         self.inspector.clear_query()
         self.query.clear_heard()
@@ -275,7 +273,14 @@ class MainWindow(QMainWindow):
             self.open_library(Path(folder), self.model_path)
 
     def _on_opened(self, retriever: Retriever) -> None:
+        if self._opening is not None:
+            self.library_folder, self.model_path = self._opening
+            self._opening = None
+        self.setWindowTitle(f"FMN Studio — {self.library_folder.name}" if self.library_folder else "FMN Studio")
         self.settings.setValue("library", str(self.library_folder))
+        self._show_library(retriever)
+
+    def _show_library(self, retriever: Retriever) -> None:
         items = retriever.items()
         self.library.set_items(items)
         ok = [it for it in items if it.status == "ok"]
@@ -315,8 +320,21 @@ class MainWindow(QMainWindow):
         """Search with an audio or video file."""
         self.messages.dismiss()
         self.query.query_label.setText(f"Query: {path.name} (reading…)")
+        self._reading = path
         self.query.clear_heard()  # the last query's transcript is not this one's
         self.session.search_file(path)
+
+    def _on_failed(self, message: str) -> None:
+        if self._opening is not None:  # the folder was refused, or its index or model failed
+            folder = self._opening[0]
+            self._opening = None
+            message = f"Cannot open library {folder}: {message}"
+            if self.session.retriever is not None:  # refused before the open library was closed: it stays
+                self._show_library(self.session.retriever)
+        if self._reading is not None:  # the file being read is what failed: the query line must not say "reading"
+            self.query.query_label.setText(f"Query: {self._reading.name} (could not be read)")
+            self._reading = None
+        self.show_error(message)
 
     def query_item(self, item: Item) -> None:
         """Search with a library item."""
@@ -345,6 +363,7 @@ class MainWindow(QMainWindow):
         self.session.search_wave(wave)
 
     def _on_ranked(self, ranking: Ranking) -> None:
+        self._reading = None
         result = ranking.result
         query = result.query
         noun = _OTHER[query.modality]

@@ -98,13 +98,22 @@ class SearchSession(QObject):
     # -- opening ------------------------------------------------------------------------------
 
     def open(self, library: Path, model: Path | None = None, device: str = "cpu", jobs: int | None = None) -> None:
-        """Open (and index) a library with a model (None: the shipped one); emits opened or failed."""
-        old, self.retriever, self.last, self.speech_off = self.retriever, None, None, None
+        """Open (and index) a library with a model (None: the shipped one); emits opened or failed.
+
+        A folder that is no library (no media, a bad manifest) is refused before the open
+        library is closed: it stays open and searchable, and ``failed`` says why.
+        """
+        old, self.retriever, self.last, speech_off, self.speech_off = self.retriever, None, None, self.speech_off, None
         worker = Worker(_open, old, library, model, device, jobs, wants=("progress", "cancel"))
         worker.signals.progress.connect(self.progress)
         worker.signals.result.connect(self._on_opened)
+        worker.signals.errored.connect(lambda _: self._keep_open(old, speech_off))
         self._opening = worker
         self._run(worker, "indexing")
+
+    def _keep_open(self, old: Retriever | None, speech_off: str | None) -> None:
+        if old is not None and not old.closed:
+            self.retriever, self.speech_off = old, speech_off
 
     def cancel(self) -> None:
         """Stop indexing: the library opens with the items finished so far."""
@@ -271,11 +280,15 @@ def _open(
     old: Retriever | None, library: Path, model: Path | None, device: str, jobs: int | None, progress: Any, cancel: Any
 ) -> tuple[Retriever, str | None]:
     """The open library, and why its model cannot take speech queries here (None: it can)."""
+    from fmn_core.index.indexer import scan_library
     from fmn_core.index.retriever import Retriever
 
+    entries = scan_library(library)  # may be slow on a huge folder, and may refuse it: `old` stays open until here
     if old is not None:
         old.close()
-    retriever = Retriever.open(library, model, progress=progress, cancel=cancel, device=device, jobs=jobs)
+    retriever = Retriever.open(
+        library, model, progress=progress, cancel=cancel, device=device, jobs=jobs, entries=entries
+    )
     return retriever, retriever.model.speech_status()  # may assemble Whisper's files once: not on the UI thread
 
 

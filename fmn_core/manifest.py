@@ -23,7 +23,9 @@ OPTIONAL_COLUMNS = ("split", "text", "voice", "lang")
 MODALITIES = ("video", "speech")
 SPLITS = ("train", "val", "test")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aiff", ".aif", ".opus")
+AUDIO_EXTENSIONS = (
+    ".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".aiff", ".aif", ".opus", ".amr", ".wma", ".mka",
+)  # fmt: skip
 
 
 @dataclass

@@ -101,11 +101,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
             query = retriever.query_from_item(args.item)
         else:
             path, want = (args.audio, "speech") if args.audio is not None else (args.video, "video")
-            found = detect_modality(path)
-            if found != want:
-                flag = "--audio" if want == "speech" else "--video"
-                raise MediaError(f"{path}: a {found} file, but {flag} wants {'audio' if want == 'speech' else 'video'}")
-            query = retriever.query_from_file(path)
+            # --audio on a video file asks for its sound track; --video on an audio file is a mistake.
+            if want == "video" and detect_modality(path) != "video":
+                raise MediaError(f"{path}: an audio file, but --video wants a video")
+            query = retriever.query_from_file(path, modality=want)
         result = retriever.search(query, top=args.top)
         heard = _transcript(args) if query.modality == "speech" and args.item is None else None
         if args.json:
@@ -243,7 +242,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--index", type=Path, required=True, metavar="LIBRARY", help="the library folder")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--audio", type=Path, metavar="FILE", help="a speech recording to find videos for")
+    what.add_argument(
+        "--audio", type=Path, metavar="FILE", help="a speech recording to find videos for (of a video file: its sound)"
+    )
     what.add_argument("--video", type=Path, metavar="FILE", help="a video clip to find speech for")
     what.add_argument("--item", metavar="ID", help="an item of the library to search with")
     p.add_argument("--top", type=int, default=10, help="hits to show (default 10)")

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from fmn_core.errors import FmnError
 from fmn_core.index.store import INDEX_DIRNAME, ItemRecord, Store, StoredItem, file_hash
 from fmn_core.manifest import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, read_manifest
 
@@ -104,10 +105,20 @@ def modality_of(path: str | os.PathLike[str]) -> str | None:
 def scan_library(library: str | os.PathLike[str]) -> list[LibraryEntry]:
     """The media files of a library: its manifest's rows, else every media file under it.
 
+    This is how the app and the command line both open a folder. Without a manifest the folder
+    may be flat or nested; an item's label is the name of the folder it sits in (so a
+    ``<label>/<files>`` layout gives labelled items and a flat folder unlabelled ones). Hidden
+    files and folders and the index folder are skipped; symbolic links to folders are not
+    followed, so a link loop cannot hang the scan; a folder that cannot be read is skipped with
+    a warning.
+
     Raises:
         ManifestError: the library's manifest is invalid (an FmnError listing every bad row).
+        FmnError: the library is not a folder, or holds no video or audio file.
     """
     library = Path(library).resolve()
+    if not library.is_dir():
+        raise FmnError(f"{library}: no such folder")
     manifest_path = library / MANIFEST_NAME
     if manifest_path.is_file():
         manifest = read_manifest(manifest_path)
@@ -117,7 +128,7 @@ def scan_library(library: str | os.PathLike[str]) -> list[LibraryEntry]:
     # Strings, not Path operations, per file: re-opening a 10k-item library spends its time here.
     root = str(library)
     entries = []
-    for folder, dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root, onerror=_unreadable_folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != INDEX_DIRNAME)
         label = os.path.basename(folder) if folder != root else None
         prefix = "" if folder == root else folder[len(root) + 1 :].replace(os.sep, "/") + "/"
@@ -126,7 +137,14 @@ def scan_library(library: str | os.PathLike[str]) -> list[LibraryEntry]:
             if modality is None or name.startswith("."):
                 continue
             entries.append(LibraryEntry(prefix + name, Path(folder, name), modality, label, None))
+    if not entries:
+        kinds = " ".join(VIDEO_EXTENSIONS + AUDIO_EXTENSIONS)
+        raise FmnError(f"{library}: no video or audio files found in it or its folders (looked for {kinds})")
     return entries
+
+
+def _unreadable_folder(error: OSError) -> None:
+    log.warning("skipped %s: %s", error.filename, error.strerror)
 
 
 def stored_path(library: Path, path: Path) -> str:

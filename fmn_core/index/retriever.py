@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from fmn_core.errors import FmnError
-from fmn_core.index.indexer import Cancel, Indexer, IndexReport, Progress, modality_of
+from fmn_core.index.indexer import Cancel, Indexer, IndexReport, LibraryEntry, Progress, modality_of
 from fmn_core.index.store import (
     DB_NAME,
     INDEX_DIRNAME,
@@ -228,6 +228,7 @@ class Retriever:
         self.store = store
         self.report = report or IndexReport()
         self.auto_update = False
+        self.closed = False  # set by close(): its index may no longer be read
         self.rerank = RERANK
         self.query_threads: int | None = 1
         self._lock = threading.RLock()
@@ -250,6 +251,7 @@ class Retriever:
         cancel: Cancel | None = None,
         device: str = "cpu",
         jobs: int | None = None,
+        entries: Sequence[LibraryEntry] | None = None,
     ) -> Retriever:
         """Open a library's index and bring it up to date (indexing what is new or changed).
 
@@ -262,9 +264,11 @@ class Retriever:
                 items finished so far (``report.cancelled``).
             device: where the model runs ('cpu', 'cuda', 'auto').
             jobs: decoding processes for indexing (default: all cores).
+            entries: the library's files when the caller has scanned it already (default:
+                :func:`~fmn_core.index.indexer.scan_library`).
 
         Raises:
-            FmnError: no model there, a damaged index or an invalid manifest.
+            FmnError: no model there, a damaged index, an invalid manifest or no media.
         """
         fmn = model if isinstance(model, FMNModel) else FMNModel.load(model, device)
         store = Store(library)
@@ -278,7 +282,7 @@ class Retriever:
                         raise LibraryIndexError(f"{store.path}: stored memory banks do not fit the model: {e}") from e
             if fmn.path is not None and store.get_meta("model_path") != str(fmn.path.resolve()):
                 store.set_meta("model_path", str(fmn.path.resolve()))  # for `fmn search` without --model
-            report = Indexer(store, fmn, jobs).run(progress=progress, cancel=cancel)
+            report = Indexer(store, fmn, jobs).run(entries, progress=progress, cancel=cancel)
         except BaseException:
             store.close()
             raise
@@ -317,6 +321,7 @@ class Retriever:
         """Close the index."""
         if self.store is not None:
             self.store.close()
+        self.closed = True
 
     # -- the library ---------------------------------------------------------------------------
 
@@ -358,8 +363,10 @@ class Retriever:
 
     # -- queries -------------------------------------------------------------------------------
 
-    def query_from_file(self, path: str | os.PathLike[str]) -> Query:
+    def query_from_file(self, path: str | os.PathLike[str], modality: str | None = None) -> Query:
         """A query from a video or audio file (modality from the extension, else from the content).
+
+        ``modality="speech"`` asks for the sound track of any file, a video's included.
 
         Speech longer than the front end's limit (30 s) and videos longer than 30 s are cut to
         their start; the query's ``notes`` say so.
@@ -368,7 +375,9 @@ class Retriever:
             MediaError: missing, empty, corrupt or unrecognised file; silence or under 0.3 s of speech.
         """
         path = Path(path)
-        modality = detect_modality(path)
+        modality = modality or detect_modality(path)
+        if modality not in ("video", "speech"):
+            raise ValueError(f"modality is 'video' or 'speech', got {modality!r}")
         with _torch_threads(self.query_threads):
             if modality == "speech":
                 raw, notes = self._speech_query_raw(path)
@@ -651,20 +660,19 @@ def detect_modality(path: Path) -> str:
     modality = modality_of(path)
     if modality is not None:
         return modality
-    import soundfile as sf
-
-    from fmn_core.media.video_io import probe_video
+    import av
 
     try:
-        sf.info(str(path))
-        return "speech"
-    except (sf.LibsndfileError, RuntimeError, TypeError):
+        with av.open(str(path)) as container:
+            # An audio file's cover art is a one-picture "video" stream: it does not make a video.
+            moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+            if moving:
+                return "video"
+            if container.streams.audio:
+                return "speech"
+    except (av.FFmpegError, OSError, UnicodeDecodeError):
         pass
-    try:
-        probe_video(path)
-        return "video"
-    except MediaError:
-        raise MediaError(f"{path}: neither a video nor an audio file this program can read") from None
+    raise MediaError(f"{path}: neither a video nor an audio file this program can read")
 
 
 __all__ = [

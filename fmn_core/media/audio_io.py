@@ -2,7 +2,9 @@
 
 Everything downstream (MFCCs, the corpus, the app's recorder) works on 1-D float32 arrays in
 [-1, 1] at ``SAMPLE_RATE``; this module is the one place where files of other rates, channel
-counts and sample formats are brought to that form.
+counts, sample formats and containers are brought to that form. libsndfile reads WAV, FLAC,
+OGG and MP3 exactly and fast; anything else FFmpeg decodes (a phone's m4a/AAC memo, Opus, AMR,
+WMA, the sound track of a video) goes through PyAV.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from fmn_core.media.errors import MediaError
 
@@ -25,7 +26,8 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     """Read an audio file at its own sample rate, downmixed to mono.
 
     Args:
-        path: any file libsndfile reads (WAV, FLAC, OGG, ...).
+        path: any audio file libsndfile or FFmpeg reads (WAV, FLAC, OGG, MP3, M4A/AAC, Opus,
+            AMR, WMA, ...), or a video file, whose first audio track is read.
 
     Returns:
         ``(wave, sr)``: float32 samples, full scale ±1, of shape (N,), N > 0, and the file's rate.
@@ -40,21 +42,44 @@ def read_audio(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
         raise MediaError(f"{path}: the audio file is empty (0 bytes)")
     try:
         data, sr = sf.read(path, dtype="float32", always_2d=True)
+        wave = data.mean(axis=1, dtype=np.float32)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise MediaError(f"{path}: not a readable audio file ({exc})") from exc
-    if data.shape[0] == 0:
+        wave, sr = _read_with_pyav(path, str(exc))
+    if wave.shape[0] == 0:
         raise MediaError(f"{path}: the audio file holds no samples")
-    wave = data.mean(axis=1, dtype=np.float32)
     if not np.isfinite(wave).all():
         raise MediaError(f"{path}: the audio file holds non-finite samples")
     return wave, int(sr)
+
+
+def _read_with_pyav(path: Path, libsndfile_error: str) -> tuple[np.ndarray, int]:
+    """Decode the first audio track with FFmpeg, downmixed to mono float32 at the track's rate."""
+    import av  # only for files libsndfile cannot read: keeps av out of a plain WAV query's start
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                kind = "a video without sound" if container.streams.video else "no audio track"
+                raise MediaError(f"{path}: not a readable audio file ({kind})")
+            stream = container.streams.audio[0]
+            rate = stream.rate or stream.codec_context.sample_rate
+            # Packed float mono at the track's own rate: resampling stays with resample() below.
+            mono = av.AudioResampler(format="flt", layout="mono", rate=rate)
+            chunks = [f.to_ndarray().reshape(-1) for frame in container.decode(stream) for f in mono.resample(frame)]
+            chunks += [f.to_ndarray().reshape(-1) for f in mono.resample(None)]
+    except MediaError:
+        raise
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise MediaError(f"{path}: not a readable audio file (libsndfile: {libsndfile_error}; FFmpeg: {exc})") from exc
+    wave = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    return wave, int(rate)
 
 
 def load_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE) -> np.ndarray:
     """Read an audio file as float32 mono at ``sr`` Hz.
 
     Args:
-        path: any file libsndfile reads (WAV, FLAC, OGG, ...).
+        path: any audio file :func:`read_audio` reads.
         sr: the rate wanted; the file is resampled with a polyphase filter when it differs.
 
     Returns:
@@ -84,6 +109,8 @@ def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     wave = np.asarray(wave, dtype=np.float32)
     if sr_in == sr_out:
         return wave
+    from scipy.signal import resample_poly  # here: scipy.signal costs ~0.8 s of every command's start
+
     g = math.gcd(int(sr_in), int(sr_out))
     return resample_poly(wave, sr_out // g, sr_in // g).astype(np.float32, copy=False)
 

@@ -82,6 +82,34 @@ def test_cancelling_indexing_keeps_what_is_finished(qtbot, window: MainWindow, t
     assert window.library.rows == 9 + 24
 
 
+@pytest.mark.parametrize("layout", ["flat", "nested"])
+def test_a_folder_of_the_users_own_files_opens_and_answers(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, tiny_corpus, tiny_model, tmp_path, layout
+):
+    # A person's folder: no manifest and no <label>/ folders; flat, or nested by date and place.
+    manifest = read_manifest(tiny_corpus / "manifest.csv")
+    library = tmp_path / "my videos"
+    videos = [r for r in manifest.rows if r.modality == "video"]
+    for n, row in enumerate(videos):
+        sub = library if layout == "flat" else library / f"2026-0{n % 3 + 1}" / ("kitchen" if n % 2 else "garden")
+        sub.mkdir(parents=True, exist_ok=True)
+        shutil.copy(manifest.resolve(row), sub / f"VID_{n:04d}.mp4")
+    (library / "notes.txt").write_text("not media")
+    (library / ".thumbnails").mkdir()
+    shutil.copy(manifest.resolve(videos[0]), library / ".thumbnails" / "hidden.mp4")
+    with qtbot.waitSignal(window.session.opened, timeout=60000):
+        assert window.open_library(library, tiny_model)
+    assert window.library.rows == len(videos)
+    assert window.library_label.text() == f"{len(videos)} videos · 0 speech clips"
+    assert window.windowTitle() == "FMN Studio — my videos"
+    speech = next(manifest.resolve(r) for r in manifest.rows if r.modality == "speech")
+    with qtbot.waitSignal(window.session.ranked, timeout=20000):
+        drop_file(window.preview, speech)
+    assert len(window.results.hits) == len(videos)
+    expected = {f"VID_{n:04d}.mp4" for n in range(len(videos))}
+    assert {Path(h.item.id).name for h in window.results.hits} == expected
+
+
 def test_a_dropped_recording_ranks_the_videos_as_the_retriever_does(
     qtbot, opened: MainWindow, library: Path, tiny_model: Path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -163,6 +191,7 @@ def test_a_corrupt_file_shows_an_error_and_the_app_keeps_working(
         drop_file(opened.library.table.viewport(), broken)
     assert opened.messages.kind == "error" and "broken.wav" in opened.messages.text
     assert opened.messages.isVisibleTo(opened)
+    assert opened.query.query_label.text() == "Query: broken.wav (could not be read)"
     with qtbot.waitSignal(opened.session.ranked, timeout=20000):
         drop_file(opened.preview, _media(library, "speech"))
     assert len(opened.results.hits) == 9
@@ -171,10 +200,19 @@ def test_a_corrupt_file_shows_an_error_and_the_app_keeps_working(
 
 def test_a_folder_without_media_is_refused_and_the_library_stays(qtbot, opened: MainWindow, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     empty = tmp_path / "empty"
-    empty.mkdir()
-    assert not opened.open_library(empty)
-    assert "no video or audio" in opened.messages.text
+    (empty / "notes").mkdir(parents=True)
+    (empty / "notes" / "shopping.txt").write_text("onions")
+    before = opened.settings.value("library")
+    with qtbot.waitSignal(opened.session.failed, timeout=20000):
+        assert opened.open_library(empty)
+    assert "Cannot open library" in opened.messages.text and "no video or audio" in opened.messages.text
     assert opened.library.rows == 33 and opened.session.retriever is not None
+    assert opened.settings.value("library") == before
+    with qtbot.waitSignal(opened.session.ranked, timeout=20000):  # the library that stayed open still answers
+        drop_file(opened.preview, _media(opened.library_folder, "speech"))
+    assert len(opened.results.hits) == 9
+    assert not opened.open_library(tmp_path / "no-such-folder")
+    assert "no such folder" in opened.messages.text
 
 
 def test_a_missing_model_is_reported_in_the_window(qtbot, window: MainWindow, library: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

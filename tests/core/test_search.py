@@ -180,10 +180,13 @@ def test_bad_queries_are_refused_clearly(
     with pytest.raises(Exception, match="no item"):
         retriever.query_from_item("nope")
 
-    video = retriever.items("video")[0].path
+    video = retriever.items("video")[0].path  # --audio reads a video's sound track, and these videos have none
     assert main(["search", "--index", str(library), "--audio", str(video), "--model", str(model_dir)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "--audio wants audio" in err and "\n" not in err
+    assert "a video without sound" in err and "\n" not in err
+    speech = retriever.items("speech")[0].path
+    assert main(["search", "--index", str(library), "--video", str(speech), "--model", str(model_dir)]) == 2
+    assert "--video wants a video" in capsys.readouterr().err
 
 
 def test_recordings_at_other_rates_and_long_ones_are_used(
