@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from app.labels import class_title
 from app.push_to_talk import PushToTalk
 from app.recorder import Recorder
+from app.result_actions import ResultActions
 from app.session import BankSnapshot, Ranking, SearchSession
 from app.stall_meter import StallMeter
 from app.widgets.library_view import LibraryView
@@ -169,9 +170,15 @@ class MainWindow(QMainWindow):
         self.inspector_action.setShortcut(QKeySequence("Ctrl+I"))
         self.addAction(self.inspector_action)
         self.dismiss_action = action("Dismiss message", "Esc", self.messages.dismiss)
+        self.result_actions = ResultActions(self, self.results, self.session, self.settings, self._report)
+        export, copy_path, show = (
+            self.result_actions.export_action,
+            self.result_actions.copy_path_action,
+            self.result_actions.show_in_folder_action,
+        )
 
         menus = (
-            ("&File", (self.open_query_action, self.open_library_action, None, self.quit_action)),
+            ("&File", (self.open_query_action, self.open_library_action, None, export, None, self.quit_action)),
             (
                 "&Query",
                 (self.record_action, self.push_to_talk_hint, self.replay_action, None, self.use_as_query_action),
@@ -186,6 +193,9 @@ class MainWindow(QMainWindow):
                     None,
                     self.confirm_action,
                     self.undo_action,
+                    None,
+                    copy_path,
+                    show,
                 ),
             ),
             (
@@ -205,7 +215,7 @@ class MainWindow(QMainWindow):
             for a in actions:
                 menu.addSeparator() if a is None else menu.addAction(a)
         # context menus: the same actions, so their shortcuts show there too
-        for a in (self.play_selected_action, self.confirm_action, self.use_as_query_action):
+        for a in (self.play_selected_action, self.confirm_action, self.use_as_query_action, copy_path, show, export):
             self.results.list.addAction(a)
         self.library.table.addAction(self.use_as_query_action)
 
@@ -259,6 +269,7 @@ class MainWindow(QMainWindow):
         self._opening = (folder, model)
         self.library_label.setText(f"Looking for media in {folder.name}…")
         self.results.clear("Indexing the library…")
+        self.result_actions.set_enabled(False)
         self.inspector.clear_query()
         self.query.clear_heard()
         self.undo_action.setEnabled(False)
@@ -372,7 +383,10 @@ class MainWindow(QMainWindow):
             ranking.previews,
             f"{len(result.hits)} {noun} ranked for {ranking.caption}, best first "
             f"(S: final score; S1: fusion; mem: memory agreement).",
+            result.threshold,
+            result.no_good_match,
         )
+        self.result_actions.set_enabled(bool(result.hits))
         if ranking.caption != "recording":
             self._show_query(ranking)
         if ranking.audio is not None and self.session.hearing:  # a new speech query (not a confirm's re-rank)
@@ -497,6 +511,9 @@ class MainWindow(QMainWindow):
 
     def show_info(self, text: str) -> None:
         self.messages.show_info(text)
+
+    def _report(self, kind: str, text: str) -> None:
+        (self.show_error if kind == "error" else self.show_info)(text)
 
     def _focus_filter(self) -> None:
         self.library.filter.setFocus()

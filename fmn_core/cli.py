@@ -424,10 +424,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, help="decoding processes (default: all cores)")
     p.set_defaults(func=_cmd_eval)
     from fmn_core.eval.adapt_cli import register as register_adapt_command  # light: imports nothing heavy
+    from fmn_core.eval.calibrate_cli import register as register_calibrate_command  # light, likewise
     from fmn_core.index.cli import register as register_index_commands  # light: imports nothing heavy
 
     register_index_commands(sub)  # index, search, bench
     register_adapt_command(sub)  # adapt
+    register_calibrate_command(sub)  # calibrate
     return parser
 
 

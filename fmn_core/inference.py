@@ -9,11 +9,12 @@ a file is decoded and encoded the same way everywhere. A model folder holds
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from fmn_core.features.audio import SpeechFrontEndConfig, collate_speech, prepar
 from fmn_core.features.video import VideoFrontEndConfig, load_clip
 from fmn_core.models.checkpoint import load_checkpoint, save_checkpoint
 from fmn_core.models.fmn import FeatureMemoryNetwork, FMNConfig, ScoreOutput
+
+if TYPE_CHECKING:
+    from fmn_core.eval.calibration import Calibration
 
 CHECKPOINT_NAME = "model.safetensors"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +148,17 @@ class FMNModel:
         except FmnError as exc:
             return str(exc)
         return None
+
+    @functools.cached_property
+    def calibration(self) -> Calibration | None:
+        """How sure its hits are (:mod:`fmn_core.eval.calibration`): from ``calibration.json`` beside the checkpoint."""
+        if self.path is None:
+            return None
+        from fmn_core.eval.calibration import load_calibration
+        from fmn_core.index.store import file_hash
+
+        path = self.path
+        return load_calibration(path, lambda: file_hash(path))
 
     @property
     def name(self) -> str:

@@ -7,7 +7,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt, Signal
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QMimeData,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QRectF,
+    QSize,
+    Qt,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -22,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.labels import class_title, rgb_pixmap
 from app.widgets.waveform_view import paint_peaks
+from fmn_core.eval.calibration import describe
 
 if TYPE_CHECKING:
     from fmn_core.index.retriever import Hit
@@ -32,6 +44,16 @@ PREVIEW_ROLE = Qt.ItemDataRole.UserRole + 2
 ROW_HEIGHT = 76
 THUMB = QSize(96, 68)
 SCORE_COLORS = {"S": QColor("#3a7bd5"), "S1": QColor("#6aa84f"), "mem": QColor("#e0662d")}
+# How sure a hit is, in words and colour (fmn_core.eval.calibration.describe gives the word).
+CONFIDENCE_COLORS = {
+    "strong": QColor("#2e7d32"),
+    "likely": QColor("#689f38"),
+    "possible": QColor("#b26a00"),
+    "weak": QColor("#c62828"),
+}
+NO_MATCH_TEXT = (
+    "No good match in this library: even the best result is unlikely to be right. The ranking is still shown below."
+)
 
 _Index = QModelIndex | QPersistentModelIndex
 
@@ -42,12 +64,16 @@ class ResultsModel(QAbstractListModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self.hits: list[Hit] = []
+        self.threshold: float | None = None  # the model's "no good match" line, when it has a calibration
         self._previews: dict[str, QPixmap | np.ndarray] = {}
 
-    def set_hits(self, hits: Sequence[Hit], previews: dict[str, np.ndarray] | None = None) -> None:
+    def set_hits(
+        self, hits: Sequence[Hit], previews: dict[str, np.ndarray] | None = None, threshold: float | None = None
+    ) -> None:
         """Replace the list; ``previews`` maps item ids to an RGB thumbnail ``(H, W, 3)`` or peaks ``(N,)``."""
         self.beginResetModel()
         self.hits = list(hits)
+        self.threshold = threshold
         for item_id, array in (previews or {}).items():
             if array is not None and item_id not in self._previews:
                 self._previews[item_id] = rgb_pixmap(array) if array.ndim == 3 else array
@@ -55,6 +81,23 @@ class ResultsModel(QAbstractListModel):
 
     def preview(self, item_id: str) -> QPixmap | np.ndarray | None:
         return self._previews.get(item_id)
+
+    # Dragging a hit out of the window gives its file to a file manager, a player or an editor.
+    def flags(self, index: _Index) -> Qt.ItemFlag:
+        base = super().flags(index)
+        return base | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else base
+
+    def mimeTypes(self) -> list[str]:
+        return ["text/uri-list"]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        mime = QMimeData()
+        rows = sorted({i.row() for i in indexes if i.isValid() and i.row() < len(self.hits)})
+        mime.setUrls([QUrl.fromLocalFile(str(self.hits[r].item.path)) for r in rows])
+        return mime
+
+    def supportedDragActions(self) -> Qt.DropAction:
+        return Qt.DropAction.CopyAction
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
         return 0 if parent.isValid() else len(self.hits)
@@ -68,12 +111,21 @@ class ResultsModel(QAbstractListModel):
         if role == PREVIEW_ROLE:
             return self.preview(hit.item.id)
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
-            return f"{hit.rank}. {_title(hit)}: S {hit.s:.2f}"
+            sure = self.confidence_text(hit)
+            return f"{hit.rank}. {_title(hit)}: S {hit.s:.2f}" + (f", {sure}" if sure else "")
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{hit.item.path}\nS {hit.s:.3f} = combine(S1 {hit.s1:.3f}, memory {hit.memory:.3f})" + (
+            tip = f"{hit.item.path}\nS {hit.s:.3f} = combine(S1 {hit.s1:.3f}, memory {hit.memory:.3f})" + (
                 f", memory slot {hit.slot}" if hit.slot >= 0 else ", memory empty"
             )
+            if hit.confidence is not None:
+                tip += f"\n{hit.confidence:.0%} likely to be right (calibrated on validation data)"
+            return tip
         return None
+
+    def confidence_text(self, hit: Hit) -> str:
+        """'92 % strong match', or '' when the model has no calibration."""
+        word = describe(hit.confidence, self.threshold)
+        return f"{hit.confidence:.0%} {word} match" if word and hit.confidence is not None else ""
 
 
 def _title(hit: Hit) -> str:
@@ -120,10 +172,27 @@ class HitDelegate(QStyledItemDelegate):
         text_left = thumb.right() + 10
         bars_width = min(230, max(150, r.width() // 3))
         text_rect = QRect(text_left, r.top(), max(40, r.right() - bars_width - 8 - text_left), r.height())
+        word = describe(hit.confidence, index.model().threshold) if hit.confidence is not None else ""
+        if word:  # a coloured chip at the title line's right end: how sure, in a word and a percentage
+            painter.setFont(option.font)
+            chip_text = f"{hit.confidence:.0%} {word}"
+            width = painter.fontMetrics().horizontalAdvance(chip_text) + 12
+            chip = QRect(text_rect.right() - width, text_rect.top() + 8, width, r.height() // 2 - 12)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setBrush(CONFIDENCE_COLORS[word])
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.drawRoundedRect(QRectF(chip), 6, 6)
+            painter.setPen(QColor("white"))
+            painter.drawText(chip, Qt.AlignmentFlag.AlignCenter, chip_text)
+            painter.setPen(text_color)
+            painter.setFont(bold)
+            title_rect = text_rect.adjusted(0, 0, -width - 6, 0)
+        else:
+            title_rect = text_rect
         painter.drawText(
-            text_rect.adjusted(0, 4, 0, -r.height() // 2),
+            title_rect.adjusted(0, 4, 0, -r.height() // 2),
             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            painter.fontMetrics().elidedText(_title(hit), Qt.TextElideMode.ElideRight, text_rect.width()),
+            painter.fontMetrics().elidedText(_title(hit), Qt.TextElideMode.ElideRight, title_rect.width()),
         )
         painter.setFont(option.font)
         painter.drawText(
@@ -193,6 +262,14 @@ class ResultsView(QWidget):
         super().__init__(parent)
         self.heading = QLabel("Record or drop a query to see what matches it.")
         self.heading.setWordWrap(True)
+        self.no_match = QLabel(NO_MATCH_TEXT)  # shown when even the best hit is below the model's threshold
+        self.no_match.setWordWrap(True)
+        self.no_match.setObjectName("noMatch")
+        self.no_match.setStyleSheet(
+            "#noMatch { background: #fdecea; color: #8a1c12; border: 1px solid #f5c2bd; border-radius: 4px;"
+            " padding: 6px; font-weight: bold; }"
+        )
+        self.no_match.hide()
         self.model = ResultsModel(self)
         self.list = QListView(self)
         self.list.setModel(self.model)
@@ -201,20 +278,31 @@ class ResultsView(QWidget):
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.setMinimumWidth(420)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setDragEnabled(True)
+        self.list.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)  # out of the window, never reordered
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.list.setAccessibleName("Results")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.heading)
+        layout.addWidget(self.no_match)
         layout.addWidget(self.list, 1)
         self.list.selectionModel().currentRowChanged.connect(self._on_current)
         self.list.activated.connect(lambda index: self.playRequested.emit(index.data(HIT_ROLE)))
 
-    def set_hits(self, hits: Sequence[Hit], previews: dict[str, np.ndarray] | None, heading: str) -> None:
-        """Show a new ranking and select its best item."""
+    def set_hits(
+        self,
+        hits: Sequence[Hit],
+        previews: dict[str, np.ndarray] | None,
+        heading: str,
+        threshold: float | None = None,
+        no_good_match: bool = False,
+    ) -> None:
+        """Show a new ranking and select its best item; ``no_good_match`` says so above the list."""
         self.heading.setText(heading)
-        self.model.set_hits(hits, previews)
+        self.no_match.setVisible(no_good_match)
+        self.model.set_hits(hits, previews, threshold)
         if hits:
             self.list.setCurrentIndex(self.model.index(0))
         else:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fmn_core.index.export import FORMATS  # light: the standard library only
+
 if TYPE_CHECKING:
     from fmn_core.index.indexer import IndexReport, Progress
     from fmn_core.index.retriever import Retriever, SearchResult
@@ -92,6 +94,7 @@ def _print_label_table(items: list[Any]) -> None:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
+    from fmn_core.index.export import render, result_dict
     from fmn_core.index.retriever import detect_modality
     from fmn_core.media.errors import MediaError
 
@@ -106,10 +109,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 raise MediaError(f"{path}: an audio file, but --video wants a video")
             query = retriever.query_from_file(path, modality=want)
         result = retriever.search(query, top=args.top)
-        heard = _transcript(args) if query.modality == "speech" and args.item is None else None
-        if args.json:
-            json.dump(_result_json(retriever, result) | (heard or {}), sys.stdout, ensure_ascii=False, indent=2)
+        fmt = "json" if args.json else args.format
+        wants_words = fmt in ("text", "json")  # a CSV or a playlist has no place for what was heard
+        heard = _transcript(args) if query.modality == "speech" and args.item is None and wants_words else None
+        library = retriever.store.library if retriever.store is not None else None
+        if fmt == "json":
+            doc = result_dict(result, library, retriever.model.name) | (heard or {})
+            json.dump(doc, sys.stdout, ensure_ascii=False, indent=2)
             print()
+        elif fmt != "text":
+            sys.stdout.write(render(result, fmt, library, retriever.model.name))
         else:
             if heard is not None:
                 t = heard["transcript"]
@@ -143,41 +152,22 @@ def _transcript(args: argparse.Namespace) -> dict[str, Any] | None:
     return {"transcript": {"text": t.text, "lang": t.lang, "model": t.model, "cut": t.cut}}
 
 
-def _result_json(retriever: Retriever, result: SearchResult) -> dict[str, Any]:
-    q = result.query
-    return {
-        "library": str(retriever.store.library) if retriever.store is not None else None,
-        "model": retriever.model.name,
-        "query": {"modality": q.modality, "source": q.source, "item_id": q.item_id},
-        "seconds": result.seconds,
-        "memory_vector": [float(x) for x in result.memory_vector],
-        "hits": [
-            {
-                "rank": h.rank,
-                "id": h.item.id,
-                "modality": h.item.modality,
-                "path": str(h.item.path),
-                "label": h.item.label,
-                "text": h.item.text,
-                "s": h.s,
-                "s1": h.s1,
-                "memory": h.memory,
-                "slot": h.slot,
-            }
-            for h in result.hits
-        ],
-    }
-
-
 def _print_result(result: SearchResult) -> None:
+    from fmn_core.eval.calibration import describe
+
     q = result.query
     print(f"query: {q.modality} {q.source} -> {len(result.hits)} hits in {result.seconds * 1000:.1f} ms")
-    print(f"{'rank':>4}  {'S':>7}  {'S1':>7}  {'Max':>6}  {'slot':>4}  {'id':<28} {'label':<18} text/path")
+    if result.no_good_match:
+        print("no good match in this library: even the best hit is unlikely to be right (ranked anyway below)")
+    print(
+        f"{'rank':>4}  {'sure':>13}  {'S':>7}  {'S1':>7}  {'Max':>6}  {'slot':>4}  {'id':<28} {'label':<18} text/path"
+    )
     for h in result.hits:
         slot = str(h.slot) if h.slot >= 0 else "-"
         what = h.item.text or str(h.item.path)
+        sure = f"{h.confidence:4.0%} {describe(h.confidence, result.threshold)}" if h.confidence is not None else "-"
         print(
-            f"{h.rank:>4}  {h.s:>7.4f}  {h.s1:>7.4f}  {h.memory:>6.3f}  {slot:>4}  {h.item.id:<28} "
+            f"{h.rank:>4}  {sure:>13}  {h.s:>7.4f}  {h.s1:>7.4f}  {h.memory:>6.3f}  {slot:>4}  {h.item.id:<28} "
             f"{h.item.label or '':<18} {what}"
         )
 
@@ -248,7 +238,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     what.add_argument("--video", type=Path, metavar="FILE", help="a video clip to find speech for")
     what.add_argument("--item", metavar="ID", help="an item of the library to search with")
     p.add_argument("--top", type=int, default=10, help="hits to show (default 10)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--format", choices=FORMATS, default="text", help="text (default), json, csv, or an m3u playlist of the hits"
+    )
+    p.add_argument("--json", action="store_true", help="the same as --format json")
     p.add_argument(
         "--no-transcript", action="store_true", help="do not transcribe a speech query (Whisper's decoder, ~0.2 s)"
     )

@@ -80,6 +80,7 @@ class Hit:
     s1: float  # fusion score S1 in [0, 1]
     memory: float  # Max, the memory banks' agreement (0 with an empty memory)
     slot: int  # the slot that gave Max; -1: empty memory
+    confidence: float | None = None  # calibrated probability that the hit is right; None: the model has no calibration
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,13 @@ class SearchResult:
     hits: list[Hit]
     memory_vector: np.ndarray  # (X,) the query's cosine with each slot of its own bank (0 unused)
     seconds: float  # time to rank
+    threshold: float | None = None  # the best hit's confidence below which nothing matches well
+
+    @property
+    def no_good_match(self) -> bool:
+        """Whether even the best hit is too unlikely to be right to show as a match (False without a calibration)."""
+        best = self.hits[0].confidence if self.hits else None
+        return self.threshold is not None and (best is None or best < self.threshold)
 
 
 @dataclass(frozen=True)
@@ -453,6 +461,8 @@ class Retriever:
                 of at most ``rerank`` items).
         """
         self._check_query(query)
+        calibration = self.model.calibration
+        fit = calibration.fit_for(query.modality) if calibration is not None else None
         with self._lock, _torch_threads(self.query_threads):
             start = time.perf_counter()
             col = self._collections[_other(query.modality)]
@@ -471,15 +481,16 @@ class Retriever:
                 # The evaluation's order (FMNModel.ranking_scores), not S itself: S saturates in float32.
                 order = np.argsort(-flat(ranking), kind="stable")[:top]
                 s, s1, mem, slot = flat(out.s), flat(out.s1), flat(out.memory), flat(out.slot)
+                sure = fit.confidence(flat(ranking)[order]) if fit is not None else [None] * len(order)
                 hits = [
-                    Hit(col.items[rows[j]], rank + 1, float(s[j]), float(s1[j]), float(mem[j]), int(slot[j]))
-                    for rank, j in enumerate(order)
+                    Hit(col.items[rows[j]], rank + 1, float(s[j]), float(s1[j]), float(mem[j]), int(slot[j]), c)
+                    for rank, (j, c) in enumerate(zip(order, map(_float_or_none, sure), strict=True))
                 ]
             memory_vector = self._own_bank(query.modality).memory_vector(q_raw.to(self.model.device))[0].cpu().numpy()
             seconds = time.perf_counter() - start
             if self.auto_update and hits and hits[0].s1 > self.model.net.memory.t1:
                 self._auto_update(query, hits[0])
-        return SearchResult(query, hits, memory_vector, seconds)
+        return SearchResult(query, hits, memory_vector, seconds, fit.threshold if fit is not None else None)
 
     def _check_query(self, query: Query) -> None:
         if query.modality not in MODALITIES:
@@ -645,6 +656,10 @@ def recorded_model(library: str | os.PathLike[str]) -> Path | None:
                 return None
             return Path(value) if value and Path(value).is_file() else None
     return None
+
+
+def _float_or_none(x: Any) -> float | None:
+    return None if x is None else float(x)
 
 
 def detect_modality(path: Path) -> str:
