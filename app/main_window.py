@@ -39,6 +39,7 @@ from fmn_core.manifest import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
     from fmn_core.features.whisper import Transcript
+    from fmn_core.index.indexer import IndexReport
     from fmn_core.index.retriever import BankUpdate, Hit, Item, Retriever
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ class MainWindow(QMainWindow):
         s.banksChanged.connect(self._on_banks)
         s.failed.connect(self._on_failed)
         s.heard.connect(self._on_heard)
+        s.libraryChanged.connect(self._on_library_changed)
         s.notHeard.connect(self.query.show_not_heard)
         self.cancel_button.clicked.connect(s.cancel)
         self.query.recorded.connect(self._on_recorded)
@@ -291,7 +293,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("library", str(self.library_folder))
         self._show_library(retriever)
 
-    def _show_library(self, retriever: Retriever) -> None:
+    def _show_items(self, retriever: Retriever) -> int:
+        """The library list and its counts; returns how many items are unusable."""
         items = retriever.items()
         self.library.set_items(items)
         ok = [it for it in items if it.status == "ok"]
@@ -301,6 +304,18 @@ class MainWindow(QMainWindow):
             f"{videos} videos · {len(ok) - videos} speech clips" + (f" · {failed} unusable" if failed else "")
         )
         self.library_label.setToolTip("\n".join(f"{it.id}: {it.reason}" for it in items if it.status != "ok"))
+        return failed
+
+    def _on_library_changed(self, report: IndexReport) -> None:
+        """Files came, changed or went while the library was open: the list follows, the status bar says what."""
+        if self.session.retriever is not None:
+            self._show_items(self.session.retriever)
+        self.statusBar().showMessage(f"Library changed on disk: {report.summary()}", 10000)
+        if report.failed:
+            self.show_info(f"{len(report.failed)} new or changed files could not be used; hover the library count.")
+
+    def _show_library(self, retriever: Retriever) -> None:
+        failed = self._show_items(retriever)
         self.device_label.setText(f"Device: {_device_name(retriever)}")
         self.model_label.setText(f"Model: {retriever.model.name}")
         self.model_label.setToolTip(str(retriever.model.path or "built in memory"))
@@ -485,15 +500,20 @@ class MainWindow(QMainWindow):
     def _on_busy(self, kind: str) -> None:
         if self.stall_meter is not None:
             self.stall_meter.begin(kind)
-        text = {"indexing": "Indexing the library…", "query": "Searching…", "confirm": "Updating the memory…"}
+        text = {
+            "indexing": "Indexing the library…",
+            "updating": "Files changed in the library: indexing them…",
+            "query": "Searching…",
+            "confirm": "Updating the memory…",
+        }
         self.statusBar().showMessage(text.get(kind, "Working…"))
 
     def _on_idle(self) -> None:
         if self.stall_meter is not None:
             self.stall_meter.end_later()
         self._show_progress(False)
-        if not self.session.indexing:
-            self.statusBar().clearMessage()
+        if not self.session.indexing and self.statusBar().currentMessage().endswith("…"):
+            self.statusBar().clearMessage()  # the job's "working" line; a result's own message stays
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))

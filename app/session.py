@@ -7,6 +7,10 @@ through a pool of one thread, so they run one at a time and in the order they we
 
 Once a speech query is ranked, a second pool transcribes it with Whisper (what the model heard),
 so the transcript never delays a ranking; a newer query makes an older transcript moot.
+
+While a library is open, a third pool looks at its folder every ``watch_interval_ms`` (a stat of
+each file, never the Retriever); files added, changed or removed, once settled, are indexed by a
+job in the main pool, after whatever query is running.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.labels import class_title
 from app.workers import Worker, WorkerPool
@@ -26,7 +30,9 @@ from fmn_core.errors import FmnError
 
 if TYPE_CHECKING:
     from fmn_core.features.whisper import Transcript
+    from fmn_core.index.indexer import IndexReport
     from fmn_core.index.retriever import BankUpdate, Query, Retriever, SearchResult, SlotInfo
+    from fmn_core.index.watch import LibraryWatcher
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +77,10 @@ class SearchSession(QObject):
         failed(str): a message for the user; the session keeps working.
         heard(object): the latest speech query's :class:`~fmn_core.features.whisper.Transcript`.
         notHeard(str): why the latest speech query has no transcript (the ranking stands).
+        libraryChanged(object): files came, changed or went, and the index followed (an IndexReport).
     """
+
+    watch_interval_ms = 2000  # how often the open library's folder is looked at
 
     busy = Signal(str)
     idle = Signal()
@@ -82,6 +91,7 @@ class SearchSession(QObject):
     failed = Signal(str)
     heard = Signal(object)
     notHeard = Signal(str)
+    libraryChanged = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -94,6 +104,12 @@ class SearchSession(QObject):
         self.ears = WorkerPool(1, self)  # transcripts: beside the Retriever's pool, never ahead of it
         self._queries = 0  # new queries asked for so far: a result for an older one is stale
         self._hearing: Worker | None = None  # the transcript being made for the latest query
+        self._watcher: LibraryWatcher | None = None
+        self._looking = WorkerPool(1, self)  # the watcher's stat calls: never in the Retriever's queue
+        self._watch_timer = QTimer(self)
+        self._watch_timer.timeout.connect(self._look)
+        self._updating = False  # a watch-triggered index update is queued or running
+        self._jobs: int | None = None  # decoding processes the library was opened with
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -104,16 +120,19 @@ class SearchSession(QObject):
         library is closed: it stays open and searchable, and ``failed`` says why.
         """
         old, self.retriever, self.last, speech_off, self.speech_off = self.retriever, None, None, self.speech_off, None
+        self._watch_timer.stop()
+        old_watcher, self._watcher, self._jobs = self._watcher, None, jobs
         worker = Worker(_open, old, library, model, device, jobs, wants=("progress", "cancel"))
         worker.signals.progress.connect(self.progress)
         worker.signals.result.connect(self._on_opened)
-        worker.signals.errored.connect(lambda _: self._keep_open(old, speech_off))
+        worker.signals.errored.connect(lambda _: self._keep_open(old, speech_off, old_watcher))
         self._opening = worker
         self._run(worker, "indexing")
 
-    def _keep_open(self, old: Retriever | None, speech_off: str | None) -> None:
+    def _keep_open(self, old: Retriever | None, speech_off: str | None, watcher: LibraryWatcher | None) -> None:
         if old is not None and not old.closed:
-            self.retriever, self.speech_off = old, speech_off
+            self.retriever, self.speech_off, self._watcher = old, speech_off, watcher
+            self._watch_timer.start(self.watch_interval_ms)
 
     def cancel(self) -> None:
         """Stop indexing: the library opens with the items finished so far."""
@@ -124,11 +143,32 @@ class SearchSession(QObject):
     def indexing(self) -> bool:
         return self._opening is not None
 
-    def _on_opened(self, opened: tuple[Retriever, str | None]) -> None:
-        retriever, self.speech_off = opened
+    def _on_opened(self, opened: tuple[Retriever, str | None, LibraryWatcher]) -> None:
+        retriever, self.speech_off, self._watcher = opened
         self.retriever = retriever
+        self._watch_timer.start(self.watch_interval_ms)
         self.opened.emit(retriever)
         self._refresh_banks([])
+
+    # -- watching the folder ------------------------------------------------------------------
+
+    def _look(self) -> None:
+        """Timer tick: one look at the folder at a time, and none while its index is being written."""
+        if self._watcher is None or self._looking.busy or self._opening is not None or self._updating:
+            return
+        look = Worker(self._watcher.poll)
+        look.signals.result.connect(self._on_looked)
+        self._looking.start(look)
+
+    def _on_looked(self, changed: bool) -> None:
+        if changed and self.retriever is not None and self._opening is None:
+            self._updating = True
+            worker = Worker(_refresh, self.retriever, self._jobs)
+            worker.signals.finished.connect(self._updated)
+            self._run(worker, "updating", self.libraryChanged.emit)
+
+    def _updated(self) -> None:
+        self._updating = False
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -264,6 +304,8 @@ class SearchSession(QObject):
 
     def shutdown(self) -> None:
         """Cancel what runs, wait for it, and close the library's index."""
+        self._watch_timer.stop()
+        self._looking.shutdown()
         self.cancel()
         self._stop_hearing()
         self.ears.shutdown()
@@ -278,10 +320,13 @@ class SearchSession(QObject):
 
 def _open(
     old: Retriever | None, library: Path, model: Path | None, device: str, jobs: int | None, progress: Any, cancel: Any
-) -> tuple[Retriever, str | None]:
-    """The open library, and why its model cannot take speech queries here (None: it can)."""
+) -> tuple[Retriever, str | None, LibraryWatcher]:
+    """The open library, why its model cannot take speech queries here (None: it can), and its watcher."""
     from fmn_core.index.indexer import scan_library
     from fmn_core.index.retriever import Retriever
+    from fmn_core.index.watch import LibraryWatcher
+
+    watcher = LibraryWatcher(library)  # before indexing: a file arriving meanwhile is indexed next
 
     entries = scan_library(library)  # may be slow on a huge folder, and may refuse it: `old` stays open until here
     if old is not None:
@@ -289,7 +334,11 @@ def _open(
     retriever = Retriever.open(
         library, model, progress=progress, cancel=cancel, device=device, jobs=jobs, entries=entries
     )
-    return retriever, retriever.model.speech_status()  # may assemble Whisper's files once: not on the UI thread
+    return retriever, retriever.model.speech_status(), watcher  # may assemble Whisper's files: not on the UI thread
+
+
+def _refresh(retriever: Retriever, jobs: int | None) -> IndexReport:
+    return retriever.refresh(jobs=jobs)
 
 
 def _search(

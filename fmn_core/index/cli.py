@@ -17,6 +17,7 @@ from fmn_core.index.export import FORMATS  # light: the standard library only
 if TYPE_CHECKING:
     from fmn_core.index.indexer import IndexReport, Progress
     from fmn_core.index.retriever import Retriever, SearchResult
+    from fmn_core.index.watch import LibraryWatcher
 
 _FAILED_SHOWN = 20  # failures listed without --report
 
@@ -64,6 +65,10 @@ def _print_failures(report_failed: list[tuple[str, str]], show_all: bool) -> Non
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
+    from fmn_core.index.watch import LibraryWatcher
+
+    # Looked at before indexing, so a file that arrives while the first run works is indexed next.
+    watcher = LibraryWatcher(args.library) if args.watch else None
     retriever = _open(args, args.library)
     try:
         report: IndexReport = retriever.report
@@ -78,9 +83,35 @@ def _cmd_index(args: argparse.Namespace) -> int:
             _print_failures(failed, args.report)
         if args.report:
             _print_label_table(items)
+        if watcher is not None:
+            _watch(retriever, watcher, args)
     finally:
         retriever.close()
     return 0
+
+
+def _watch(retriever: Retriever, watcher: LibraryWatcher, args: argparse.Namespace) -> None:
+    """Index what is added, changed or removed until Ctrl+C (each change once it has settled)."""
+    import time
+
+    from fmn_core.errors import FmnError
+
+    print(f"watching {args.library} every {args.interval:g} s (Ctrl+C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(args.interval)
+            if not watcher.poll():
+                continue
+            try:
+                report = retriever.refresh(progress=_progress("index"), jobs=args.jobs)
+            except FmnError as e:  # e.g. the folder was emptied: say so and keep watching
+                print(f"{time.strftime('%H:%M:%S')} cannot index the change: {e}", flush=True)
+                continue
+            print(f"{time.strftime('%H:%M:%S')} {report.summary()}", flush=True)
+            if report.failed:
+                _print_failures(report.failed, args.report)
+    except KeyboardInterrupt:
+        print("stopped watching")
 
 
 def _print_label_table(items: list[Any]) -> None:
@@ -222,6 +253,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("library", type=Path, help="the library folder")
     _add_model_args(p)
     p.add_argument("--report", action="store_true", help="list every failed file and the items per label")
+    p.add_argument(
+        "--watch", action="store_true", help="then keep the index up to date as files come and go (Ctrl+C stops)"
+    )
+    p.add_argument("--interval", type=float, default=2.0, help="seconds between looks at the folder (default 2)")
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser(

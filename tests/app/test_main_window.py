@@ -257,3 +257,26 @@ def test_results_are_keyboard_driven(qtbot, opened: MainWindow, library: Path) -
     menus = {a.text(): a.shortcut().toString() for m in opened.menuBar().actions() for a in m.menu().actions()}
     assert menus["&Confirm match"] == "Ctrl+Return" and menus["&Undo memory update"] == "Ctrl+Z"
     assert menus["&Open query file…"] == "Ctrl+O" and menus["&Use as query"] == "Ctrl+U"
+
+
+def test_files_added_while_open_are_indexed_and_found(  # type: ignore[no-untyped-def]
+    qtbot, window: MainWindow, library: Path, tiny_model
+) -> None:
+    window.session.watch_interval_ms = 100
+    with qtbot.waitSignal(window.session.opened, timeout=60000):
+        assert window.open_library(library, tiny_model)
+    rows = window.library.rows
+    new = library / "video" / "cut_onion" / "brand_new.mp4"
+    shutil.copy(_media(library, "video"), new)  # a file outside the manifest is not the library's ...
+    manifest = library / "manifest.csv"
+    columns = manifest.read_text().splitlines()[0].count(",") + 1
+    row = ["brand_new", "video", "video/cut_onion/brand_new.mp4", "cut_onion"] + [""] * (columns - 4)
+    manifest.write_text(manifest.read_text() + ",".join(row) + "\n")  # ... until the manifest lists it
+    with qtbot.waitSignal(window.session.libraryChanged, timeout=30000) as changed:
+        pass
+    assert changed.args[0].added == 1
+    assert window.library.rows == rows + 1
+    assert "Library changed on disk" in window.statusBar().currentMessage()
+    with qtbot.waitSignal(window.session.ranked, timeout=20000):
+        window.query_file(_media(library, "speech"))
+    assert "brand_new" in {h.item.id for h in window.results.hits}
