@@ -334,7 +334,10 @@ def _open(
     retriever = Retriever.open(
         library, model, progress=progress, cancel=cancel, device=device, jobs=jobs, entries=entries
     )
-    return retriever, retriever.model.speech_status(), watcher  # may assemble Whisper's files: not on the UI thread
+    # Here, off the UI thread: Whisper's files may be assembled once, and the I3D is built now so
+    # that the first video query does not wait 1.5 s for it.
+    retriever.model.net.build_video_encoder()
+    return retriever, retriever.model.speech_status(), watcher
 
 
 def _refresh(retriever: Retriever, jobs: int | None) -> IndexReport:

@@ -97,8 +97,13 @@ class FMNModel:
             )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> FMNModel:
+    def load(
+        cls, path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu", defer_video: bool = False
+    ) -> FMNModel:
         """Load a model folder or checkpoint file (the shipped model when None).
+
+        ``defer_video`` builds the I3D only when a clip is first encoded (see
+        :func:`~fmn_core.models.checkpoint.load_checkpoint`).
 
         Raises:
             FmnError: no model there; CheckpointError (an FmnError) for a damaged, unsafe or
@@ -106,7 +111,7 @@ class FMNModel:
         """
         file = resolve_model_path(path)
         device = resolve_device(device) if isinstance(device, str) else device
-        net, cfg, extra = load_checkpoint(file, map_location=device)
+        net, cfg, extra = load_checkpoint(file, map_location=device, defer_video=defer_video)
         extra = dict(extra)
         try:
             video_fe = VideoFrontEndConfig(**extra.pop("video_frontend", {}))

@@ -278,7 +278,8 @@ class Retriever:
         Raises:
             FmnError: no model there, a damaged index, an invalid manifest or no media.
         """
-        fmn = model if isinstance(model, FMNModel) else FMNModel.load(model, device)
+        # The I3D is built when a clip is first encoded: a speech search never waits for it.
+        fmn = model if isinstance(model, FMNModel) else FMNModel.load(model, device, defer_video=True)
         store = Store(library)
         try:
             if not store.attach_model(model_identity(fmn, store), fmn.net.memory.snapshot()):

@@ -166,6 +166,8 @@ class FeatureMemoryNetwork(nn.Module):
     ) -> None:
         super().__init__()
         self.video_encoder = video_encoder
+        # (config, weights) of an I3D that is built on first use (see defer_video_encoder).
+        self._deferred_video: tuple[I3DConfig, dict[str, torch.Tensor]] | None = None
         self.speech_encoder = speech_encoder
         self.video_proj = video_proj
         self.speech_proj = speech_proj
@@ -175,8 +177,41 @@ class FeatureMemoryNetwork(nn.Module):
 
     # -- raw features -------------------------------------------------------------------------
 
+    def defer_video_encoder(self, cfg: I3DConfig, state: dict[str, torch.Tensor]) -> None:
+        """Keep an I3D's weights and build it only when clips are first encoded.
+
+        Building I3D imports pytorchvideo and torchvision (1.5 s on 2 cores); a speech search
+        over an indexed library scores stored video features and never needs it.
+        """
+        if self.video_encoder is not None:
+            raise ValueError("this network already has its video encoder")
+        self._deferred_video = (cfg, state)
+
+    def build_video_encoder(self) -> None:
+        """Build a deferred I3D now (nothing to do when it is built or absent).
+
+        Raises:
+            FmnError: the deferred weights do not fit the I3D of the config.
+        """
+        if self._deferred_video is None:
+            return
+        cfg, state = self._deferred_video
+        encoder = create_i3d(cfg)
+        try:
+            encoder.load_state_dict(state)
+        except RuntimeError as e:  # names or shapes that do not fit the config
+            raise FmnError(f"the model's video encoder does not match its config: {e}") from e
+        anchor = next(self.parameters())
+        self.video_encoder = encoder.to(anchor.device).train(self.training)
+        self._deferred_video = None
+
+    @property
+    def has_video_encoder(self) -> bool:
+        return self.video_encoder is not None or self._deferred_video is not None
+
     def video_features(self, clips: torch.Tensor) -> torch.Tensor:
         """Raw video features ``(B, Dv)`` of clips ``(B, 3, T, H, W)``."""
+        self.build_video_encoder()
         if self.video_encoder is None:
             raise FmnError("this model was loaded without its video encoder; it can only score cached video features")
         return self.video_encoder.features(clips)

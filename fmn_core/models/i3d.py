@@ -25,13 +25,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-# pytorchvideo 0.1.5 imports fvcore, which calls torch.jit.script at import time; torch 2.14
-# deprecates that with a FutureWarning that says nothing about our code (and that pytest's
-# "warnings are errors" would turn into an import failure).
-with warnings.catch_warnings():
-    warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
-    from pytorchvideo.models.resnet import create_resnet
-
 # The i3d_r50 hub builder's conv_a kernels per stage; a list alternates over a stage's blocks.
 I3D_STAGE_CONV_A_KERNELS = (
     (3, 1, 1),
@@ -136,6 +129,15 @@ class VideoEncoder(nn.Module):
 
 def create_i3d(cfg: I3DConfig) -> VideoEncoder:
     """Build an I3D encoder with the settings of pytorchvideo's ``i3d_r50`` hub builder."""
+    # Imported here: pytorchvideo pulls in torchvision and torch._dynamo (1.5 s), which a speech
+    # search over an indexed library never needs.
+    # pytorchvideo 0.1.5 imports fvcore, which calls torch.jit.script at import time; torch 2.14
+    # deprecates that with a FutureWarning that says nothing about our code (and that pytest's
+    # "warnings are errors" would turn into an import failure).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
+        from pytorchvideo.models.resnet import create_resnet
+
     net = create_resnet(
         input_channel=cfg.input_channels,
         model_depth=cfg.model_depth,

@@ -76,6 +76,35 @@ def test_round_trip_gives_identical_scores_and_banks(tmp_path: Path) -> None:
     assert json.loads(metadata["thresholds"]) == {"t1": 0.4, "t2": 0.7, "alpha": 0.1, "combination": "learned"}
 
 
+def test_a_deferred_video_encoder_is_built_on_first_use_and_saved(tmp_path: Path) -> None:
+    model = _trained_looking()
+    path = save_checkpoint(tmp_path / "model.safetensors", model, TINY)
+    deferred, _, _ = load_checkpoint(path, defer_video=True)
+    assert deferred.video_encoder is None and deferred.has_video_encoder  # no I3D built yet
+    clips = torch.randn(2, 3, 4, 32, 32)
+    assert torch.equal(model.video_features(clips), deferred.video_features(clips))
+    assert deferred.video_encoder is not None and not deferred.video_encoder.training
+    again, _, _ = load_checkpoint(save_checkpoint(tmp_path / "again.safetensors", deferred, TINY), defer_video=True)
+    resaved, _, _ = load_checkpoint(save_checkpoint(tmp_path / "resaved.safetensors", again, TINY))
+    assert torch.equal(model.video_features(clips), resaved.video_features(clips))  # saving builds it first
+
+
+def test_a_speech_search_process_never_imports_the_video_libraries(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = save_checkpoint(tmp_path / "model.safetensors", _trained_looking(), TINY)
+    code = (
+        "import sys, torch\n"
+        "from fmn_core.inference import FMNModel\n"
+        f"m = FMNModel.load({str(path)!r}, defer_video=True)\n"
+        "m.net.score_pairwise(torch.rand(2, 256), torch.randn(3, 32))\n"
+        "print(sorted(k for k in sys.modules if k.split('.')[0] in ('pytorchvideo', 'torchvision')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_a_model_without_video_encoder_round_trips(tmp_path: Path) -> None:
     model = _trained_looking(with_video_encoder=False)
     loaded, _, _ = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", model, TINY))
