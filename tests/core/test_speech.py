@@ -155,6 +155,28 @@ def test_resample_length() -> None:
     assert len(resample(np.zeros(22050, dtype=np.float32), 22050, SAMPLE_RATE)) == SAMPLE_RATE
 
 
+@pytest.mark.parametrize(
+    ("sr_in", "sr_out", "n"),
+    [
+        (22050, 16000, 22050),
+        (48000, 16000, 4801),
+        (44100, 16000, 999),
+        (8000, 16000, 8000),
+        (16000, 22050, 7),
+        (11025, 16000, 1),
+    ],
+)
+def test_resample_is_scipys_polyphase_filter_without_scipy(sr_in: int, sr_out: int, n: int) -> None:
+    from scipy.signal import resample_poly  # the reference (resample itself must not import scipy.signal)
+
+    wave = np.random.default_rng(n).uniform(-1, 1, n).astype(np.float32)
+    g = np.gcd(sr_in, sr_out)
+    expected = resample_poly(wave, sr_out // g, sr_in // g)
+    got = resample(wave, sr_in, sr_out)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    assert np.abs(got - expected).max() < 5e-6
+
+
 @pytest.mark.parametrize("content", [b"", b"this is not audio at all" * 10, None, "zero frames"])
 def test_load_audio_refuses_bad_files_naming_them(tmp_path: Path, content: bytes | str | None) -> None:
     path = tmp_path / "broken.wav"
