@@ -11,6 +11,8 @@ Figures (each in the JSON and the table):
   ones: the same matrix product, the same S re-ranking);
 - per-query encoding latency of the model: a 3 s spoken phrase and a 4 s clip, file to
   common-space vector (``eval.latency``), on the CPU and, when there is one, on CUDA;
+- finding a library's files (``scan_library``) in a folder of 10k media files and in one of 1M
+  other files, and one look of the library watcher (``library_signature``);
 - peak resident memory of the process after each stage (``resource.getrusage``).
 
 The shipped model is used when present, else a random model of the default configuration (the
@@ -19,11 +21,13 @@ speed of a network does not depend on its weights); the output says which.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import platform
 import resource
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -56,6 +60,8 @@ class BenchConfig:
     queries: int = 50  # queries timed per size (fewer, at least 20, above 100k)
     query_threads: tuple[int, ...] = (1, 2)  # Retriever.query_threads settings compared (1: its default)
     encode_runs: int = 20  # timed encodings of each query kind
+    scan_media: int = 10_000  # media files of the folder scanned and watched
+    scan_other: int = 1_000_000  # other files of the folder that holds no media
     seed: int = 0
 
     @classmethod
@@ -63,7 +69,7 @@ class BenchConfig:
         """A smoke run: a few clips, small libraries, few repeats."""
         return cls(
             clips=4, reopen_items=2_000, reopen_repeats=2, sizes=(1_000, 10_000), queries=10, query_threads=(1,),
-            encode_runs=3,
+            encode_runs=3, scan_media=1_000, scan_other=10_000,
         )  # fmt: skip
 
     def with_sizes(self, sizes: Sequence[int]) -> BenchConfig:
@@ -113,6 +119,13 @@ class BenchResult:
             for what, f in figures.items():
                 figure = f"p50 {f['p50_ms']:.1f} ms, p95 {f['p95_ms']:.1f} ms"
                 lines.append(f"| encode {what.replace('_', ' ')} on {device} | {figure} |")
+        sc = d.get("scan")
+        if sc:
+            lines += [
+                f"| scan a folder of {sc['media']:,} media files | {sc['media_seconds']:.3f} s; one watcher look "
+                f"{sc['look_seconds']:.3f} s |",
+                f"| scan a folder of {sc['other']:,} other files (no media) | {sc['other_seconds']:.2f} s |",
+            ]
         lines.append(f"| peak memory (max RSS) | {d['peak_rss_mib']:.0f} MiB |")
         return "\n".join(lines)
 
@@ -355,6 +368,46 @@ def bench_encoding(cfg: BenchConfig, model_path: Path, model: FMNModel, log: Log
     return figures
 
 
+def _empty_files(root: Path, n: int, name: str) -> None:
+    """``n`` empty files in folders of 1,000 (the scan goes by name; content does not matter)."""
+    for start in range(0, n, 1000):
+        folder = root / f"{start // 1000:04d}"
+        folder.mkdir(parents=True)
+        for i in range(start, min(n, start + 1000)):
+            os.close(os.open(folder / name.format(i), os.O_CREAT | os.O_WRONLY, 0o644))
+
+
+def bench_scan(cfg: BenchConfig, work: Path, log: Log) -> dict[str, Any]:
+    """How long finding a library's files takes (the app and `fmn index` both do it), and one watcher look."""
+    from fmn_core.errors import FmnError
+    from fmn_core.index.indexer import scan_library
+    from fmn_core.index.watch import library_signature
+
+    log(f"scanning folders of {cfg.scan_media:,} media files and {cfg.scan_other:,} other files ...")
+    media, other = work / "scan-media", work / "scan-other"
+    _empty_files(media, cfg.scan_media, "VID_{:06d}.mp4")
+    _empty_files(other, cfg.scan_other, "page{:07d}.html")
+
+    def median_seconds(fn: Callable[[], object]) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            with contextlib.suppress(FmnError):  # "no media": what the folder of other files is there to show
+                fn()
+            times.append(time.perf_counter() - start)
+        return sorted(times)[1]
+
+    figures = {
+        "media": cfg.scan_media,
+        "media_seconds": median_seconds(lambda: scan_library(media)),
+        "look_seconds": median_seconds(lambda: library_signature(media)),
+        "other": cfg.scan_other,
+        "other_seconds": median_seconds(lambda: scan_library(other)),
+    }
+    shutil.rmtree(other)  # a million inodes: give them back before the next stage
+    return figures
+
+
 def run_bench(cfg: BenchConfig, model: str | os.PathLike[str] | None = None, log: Log = print) -> BenchResult:
     """Measure everything in ``cfg``; see the module docstring."""
     with tempfile.TemporaryDirectory(prefix="fmn-bench-") as tmp:
@@ -376,6 +429,7 @@ def run_bench(cfg: BenchConfig, model: str | os.PathLike[str] | None = None, log
         data["reopen"] = bench_reopen(cfg, model_path, fmn, work, log)
         data["query"] = bench_queries(cfg, fmn, work, log)
         data["encode"] = bench_encoding(cfg, model_path, fmn, log)
+        data["scan"] = bench_scan(cfg, work, log)
         data["peak_rss_mib"] = _rss_mib()
     return BenchResult(data)
 

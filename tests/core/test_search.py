@@ -250,12 +250,15 @@ def test_bench_runs_and_reports(tmp_path: Path, model_dir: Path, monkeypatch: py
         queries=3,
         query_threads=(1,),
         encode_runs=1,
+        scan_media=30,
+        scan_other=20,
     )
     result = run_bench(cfg, model=model_dir, log=lambda line: None)
     d = result.data
     assert d["indexing"]["clips_per_second"] > 0 and d["reopen"]["items"] == 200 and d["query"][0]["size"] == 300
     assert "| speech query" in result.table() and d["peak_rss_mib"] > 0
     assert d["encode"]["cpu"]["speech_3s_file_to_vector"]["p50_ms"] > 0 and "| encode video" in result.table()
+    assert d["scan"]["media"] == 30 and d["scan"]["other_seconds"] > 0 and "| scan a folder of 20 other" in result.table()
     result.write_json(tmp_path / "bench.json")
     assert json.loads((tmp_path / "bench.json").read_text())["query"][0]["p50_ms"] > 0
     assert speech_wav(tmp_path / "q.wav").stat().st_size > 0
