@@ -130,6 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the application; returns the exit code."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The video encoder's libraries (pytorchvideo -> torchvision -> triton, which carries its own
+    # LLVM) load before Qt does: loaded after Qt has brought in the X server's OpenGL (Mesa, with
+    # another LLVM), they crashed the process. The I3D itself is built later, on a worker thread.
+    from fmn_core.models.i3d import import_video_backbone
+
+    import_video_backbone()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("FMN Studio")
     app.setOrganizationName("FMN Studio")

@@ -21,6 +21,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -127,17 +128,26 @@ class VideoEncoder(nn.Module):
         return self.net(x)
 
 
-def create_i3d(cfg: I3DConfig) -> VideoEncoder:
-    """Build an I3D encoder with the settings of pytorchvideo's ``i3d_r50`` hub builder."""
-    # Imported here: pytorchvideo pulls in torchvision and torch._dynamo (1.5 s), which a speech
-    # search over an indexed library never needs.
+def import_video_backbone() -> Any:
+    """pytorchvideo's ``create_resnet``, imported on first call.
+
+    Not at module import: pytorchvideo pulls in torchvision and torch._dynamo (1.5 s), which a
+    speech search over an indexed library never needs. A Qt program calls this before it
+    creates its QApplication (the app does): triton, which torchvision imports, carries its own
+    LLVM, and loaded after Qt has loaded Mesa's OpenGL it crashed the process.
+    """
     # pytorchvideo 0.1.5 imports fvcore, which calls torch.jit.script at import time; torch 2.14
     # deprecates that with a FutureWarning that says nothing about our code (and that pytest's
     # "warnings are errors" would turn into an import failure).
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.* is deprecated", category=FutureWarning)
         from pytorchvideo.models.resnet import create_resnet
+    return create_resnet
 
+
+def create_i3d(cfg: I3DConfig) -> VideoEncoder:
+    """Build an I3D encoder with the settings of pytorchvideo's ``i3d_r50`` hub builder."""
+    create_resnet = import_video_backbone()
     net = create_resnet(
         input_channel=cfg.input_channels,
         model_depth=cfg.model_depth,
