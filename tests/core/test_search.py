@@ -258,7 +258,27 @@ def test_bench_runs_and_reports(tmp_path: Path, model_dir: Path, monkeypatch: py
     assert d["indexing"]["clips_per_second"] > 0 and d["reopen"]["items"] == 200 and d["query"][0]["size"] == 300
     assert "| speech query" in result.table() and d["peak_rss_mib"] > 0
     assert d["encode"]["cpu"]["speech_3s_file_to_vector"]["p50_ms"] > 0 and "| encode video" in result.table()
-    assert d["scan"]["media"] == 30 and d["scan"]["other_seconds"] > 0 and "| scan a folder of 20 other" in result.table()
+    assert (
+        d["scan"]["media"] == 30 and d["scan"]["other_seconds"] > 0 and "| scan a folder of 20 other" in result.table()
+    )
     result.write_json(tmp_path / "bench.json")
     assert json.loads((tmp_path / "bench.json").read_text())["query"][0]["p50_ms"] > 0
     assert speech_wav(tmp_path / "q.wav").stat().st_size > 0
+
+
+def test_search_writes_csv_and_playlists(
+    retriever: Retriever, library: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+    import io
+
+    speech = retriever.items("speech")[0].path
+    args = ["search", "--index", str(library), "--model", str(model_dir), "--audio", str(speech), "--top", "3"]
+    assert main([*args, "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["rank"] for r in rows] == ["1", "2", "3"] and all(r["modality"] == "video" for r in rows)
+    assert main([*args, "--format", "m3u", "--no-transcript"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "#EXTM3U" and [Path(p).name for p in lines if not p.startswith("#")] == [
+        Path(r["path"]).name for r in rows
+    ]
