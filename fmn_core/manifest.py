@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -19,13 +20,16 @@ from pathlib import Path
 from fmn_core.errors import FmnError
 
 REQUIRED_COLUMNS = ("id", "modality", "path", "label")
-OPTIONAL_COLUMNS = ("split", "text", "voice", "lang")
+OPTIONAL_COLUMNS = ("split", "text", "voice", "lang", "start", "end")
 MODALITIES = ("video", "speech")
 SPLITS = ("train", "val", "test")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 AUDIO_EXTENSIONS = (
     ".wav", ".flac", ".ogg", ".oga", ".mp3", ".m4a", ".aac", ".aiff", ".aif", ".opus", ".amr", ".wma", ".mka",
 )  # fmt: skip
+
+
+Segment = tuple[float, float | None]  # (start, end) seconds of a row's file; end None: to its end
 
 
 @dataclass
@@ -40,7 +44,20 @@ class ManifestRow:
     text: str = ""  # transcript of a speech item
     voice: str = ""  # who or what spoke it (held-out voices make an honest test split)
     lang: str = ""  # language code of a speech item, e.g. 'en' or 'zh'
+    start: str = ""  # seconds into the file where the item begins (empty: its start)
+    end: str = ""  # seconds into the file where it ends (empty: the file's end)
     extra: dict[str, str] = field(default_factory=dict)  # any other columns, kept verbatim
+
+    @property
+    def segment(self) -> Segment | None:
+        """``(start, end)`` in seconds when the row is a stretch of its file (end None: to the file's end).
+
+        Raises:
+            ValueError: a start or end that is not a number (``read_manifest`` reports these).
+        """
+        if not self.start and not self.end:
+            return None
+        return (float(self.start) if self.start else 0.0, float(self.end) if self.end else None)
 
 
 _ROW_FIELDS = tuple(f.name for f in fields(ManifestRow) if f.name != "extra")
@@ -128,7 +145,30 @@ def _row_issues(row: ManifestRow, line: int, seen: dict[str, int]) -> list[Manif
         issues.append(ManifestIssue(line, f"unknown modality {row.modality!r} (valid: {', '.join(MODALITIES)})"))
     if row.split and row.split not in SPLITS:
         issues.append(ManifestIssue(line, f"unknown split {row.split!r} (valid: {', '.join(SPLITS)})"))
+    issues.extend(ManifestIssue(line, m) for m in _segment_issues(row))
     return issues
+
+
+def _segment_issues(row: ManifestRow) -> list[str]:
+    """What is wrong with a row's start and end (numbers, not negative, end after start)."""
+    numbers: dict[str, float] = {}
+    problems = []
+    for column in ("start", "end"):
+        text = getattr(row, column)
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            problems.append(f"{column} {text!r} is not a number of seconds")
+            continue
+        if not math.isfinite(value) or value < 0:
+            problems.append(f"{column} {text!r} must be a finite number of seconds, 0 or more")
+        else:
+            numbers[column] = value
+    if "start" in numbers and "end" in numbers and numbers["end"] <= numbers["start"]:
+        problems.append(f"end {row.end} s is not after start {row.start} s")
+    return problems
 
 
 def _media_issue(manifest: Manifest, row: ManifestRow, line: int) -> ManifestIssue | None:
@@ -138,17 +178,28 @@ def _media_issue(manifest: Manifest, row: ManifestRow, line: int) -> ManifestIss
     path = manifest.resolve(row)
     if not path.is_file():
         return ManifestIssue(line, f"missing file {row.path}")
+    segment = row.segment if not _segment_issues(row) else None  # a bad range is reported by _row_issues
     try:
         if row.modality == "video":
-            from fmn_core.media.video_io import read_frames
+            from fmn_core.media.video_io import probe_video, read_frames
 
             read_frames(path, max_frames=1)
+            duration = probe_video(path).duration_s if segment else 0.0
         elif row.modality == "speech":
-            from fmn_core.media.audio_io import load_audio
+            from fmn_core.media.audio_io import SAMPLE_RATE, load_audio
 
-            load_audio(path)
+            duration = len(load_audio(path)) / SAMPLE_RATE
     except MediaError as e:
         return ManifestIssue(line, f"unreadable {row.modality} {row.path}: {e}")
+    if segment is not None and duration > 0:
+        start, end = segment
+        # Half a frame of slack: annotations in frames, converted to seconds, land a hair past the end.
+        if start >= duration or (end is not None and end > duration + 0.05):
+            return ManifestIssue(
+                line,
+                f"segment {start:g}–{end if end is not None else 'end'} s is past the end of {row.path} "
+                f"({duration:.2f} s)",
+            )
     return None
 
 

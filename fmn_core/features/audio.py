@@ -210,15 +210,18 @@ def wave_features(wave: np.ndarray, cfg: SpeechFrontEndConfig, device: str | Non
 
 
 def speech_features(
-    path: str | os.PathLike[str], cfg: SpeechFrontEndConfig = SpeechFrontEndConfig(), device: str | None = None
+    path: str | os.PathLike[str],
+    cfg: SpeechFrontEndConfig = SpeechFrontEndConfig(),
+    device: str | None = None,
+    segment: tuple[float, float | None] | None = None,
 ) -> torch.Tensor:
-    """Load an audio file and compute its ``(L, F)`` frame sequence.
+    """Load an audio file (or a ``(start, end)`` stretch of it) and compute its ``(L, F)`` frame sequence.
 
     Raises:
         MediaError: missing, empty, corrupt or non-audio file, silence, or too short.
         FrontEndError: a Whisper front end that is not installed or damaged.
     """
-    return wave_features(prepare_wave(load_audio(path), cfg, name=str(path)), cfg, device)
+    return wave_features(prepare_wave(load_audio(path, segment=segment), cfg, name=str(path)), cfg, device)
 
 
 def collate_speech(sequences: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

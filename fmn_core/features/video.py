@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -17,6 +18,9 @@ import torch
 
 from fmn_core.media.errors import MediaError
 from fmn_core.media.video_io import probe_video, read_frames
+
+if TYPE_CHECKING:
+    from fmn_core.manifest import Segment
 
 KINETICS_MEAN = (0.45, 0.45, 0.45)  # RGB, as pytorchvideo's Kinetics recipes
 KINETICS_STD = (0.225, 0.225, 0.225)
@@ -42,16 +46,25 @@ def even_indices(n_frames: int, t: int) -> np.ndarray:
     return np.minimum(((np.arange(t) + 0.5) * n_frames / t).astype(np.int64), n_frames - 1)
 
 
-def _decode_sampled(path: Path, t: int, max_frames: int) -> np.ndarray:
-    """Decode only the frames that will be kept when the container knows its length, else all."""
+def _decode_sampled(path: Path, t: int, max_frames: int, segment: Segment | None = None) -> np.ndarray:
+    """Decode only the frames that will be kept when the container knows its length, else all.
+
+    With ``segment`` (seconds) the ``t`` frames are spread over that stretch of the file instead
+    of the whole of it; the file is read from its start up to the segment's end, never cut.
+    """
     try:
-        n = min(probe_video(path).frames, max_frames)
+        info = probe_video(path)
+        n_file, fps = info.frames, info.fps
     except MediaError:
-        n = 0
-    if n < 1:
-        frames = read_frames(path, max_frames=max_frames)
+        n_file, fps = 0, 0.0
+    first, last = _frame_range(segment, fps, n_file)
+    last = min(last, first + max_frames) if last else first + max_frames
+    if n_file < 1 or last <= first:
+        frames = read_frames(path, max_frames=last)[first:]
+        if len(frames) == 0:
+            raise MediaError(f"{path}: no frames in {_describe(segment)}")
         return frames[even_indices(len(frames), t)]
-    wanted = even_indices(n, t)
+    wanted = first + even_indices(last - first, t)
     wanted_set = set(wanted.tolist())
     capture = cv2.VideoCapture(str(path))
     kept: dict[int, np.ndarray] = {}
@@ -66,9 +79,31 @@ def _decode_sampled(path: Path, t: int, max_frames: int) -> np.ndarray:
     finally:
         capture.release()
     if len(kept) < len(wanted_set):  # metadata lied or OpenCV gave up: decode everything
-        frames = read_frames(path, max_frames=max_frames)
+        frames = read_frames(path, max_frames=last)[first:]
+        if len(frames) == 0:
+            raise MediaError(f"{path}: no frames in {_describe(segment)}")
         return frames[even_indices(len(frames), t)]
-    return np.stack([kept[int(i)] for i in wanted])
+    return np.stack([kept[i] for i in wanted.tolist()])
+
+
+def _frame_range(segment: Segment | None, fps: float, n_file: int) -> tuple[int, int]:
+    """``[first, last)`` frame indices of a segment (the whole file without one; last 0: unknown)."""
+    if segment is None:
+        return 0, n_file
+    start, end = segment
+    rate = fps or 25.0  # a container without a rate: assume PAL's, the commonest for cooking footage
+    first = int(round(start * rate))
+    last = int(round(end * rate)) if end is not None else n_file
+    if n_file:
+        last = min(last, n_file) if last else n_file
+    return first, max(last, first + 1) if last else 0
+
+
+def _describe(segment: Segment | None) -> str:
+    if segment is None:
+        return "the file"
+    start, end = segment
+    return f"the segment {start:g}–{end:g} s" if end is not None else f"the segment from {start:g} s"
 
 
 def frames_to_uint8(frames: np.ndarray, cfg: VideoFrontEndConfig) -> torch.Tensor:
@@ -100,13 +135,18 @@ def frames_to_tensor(frames: np.ndarray, cfg: VideoFrontEndConfig) -> torch.Tens
     return normalize_clip(frames_to_uint8(frames, cfg))
 
 
-def decode_clip(path: str | os.PathLike[str], cfg: VideoFrontEndConfig = VideoFrontEndConfig()) -> torch.Tensor:
-    """Decode a video file into ``(3, T, S, S)`` uint8 RGB frames (compact to keep many in memory).
+def decode_clip(
+    path: str | os.PathLike[str], cfg: VideoFrontEndConfig = VideoFrontEndConfig(), segment: Segment | None = None
+) -> torch.Tensor:
+    """Decode a video file (or a ``(start, end)`` stretch of it) into ``(3, T, S, S)`` uint8 RGB frames.
+
+    uint8 keeps many clips in memory at once.
 
     Raises:
-        MediaError: the file is missing, empty, corrupt, or not a video (e.g. an audio file).
+        MediaError: the file is missing, empty, corrupt, not a video (e.g. an audio file), or the
+            segment holds no frame.
     """
-    return frames_to_uint8(_decode_sampled(Path(path), cfg.frames, cfg.max_decode_frames), cfg)
+    return frames_to_uint8(_decode_sampled(Path(path), cfg.frames, cfg.max_decode_frames, segment), cfg)
 
 
 def load_clip(path: str | os.PathLike[str], cfg: VideoFrontEndConfig = VideoFrontEndConfig()) -> torch.Tensor:

@@ -122,6 +122,11 @@ def scan_library(library: str | os.PathLike[str]) -> list[LibraryEntry]:
     manifest_path = library / MANIFEST_NAME
     if manifest_path.is_file():
         manifest = read_manifest(manifest_path)
+        segmented = sum(1 for r in manifest.rows if r.segment is not None)
+        if segmented:  # training and eval read them; the index's moments are still to come
+            log.warning(
+                "%s: %d rows are segments (start/end); the index encodes their whole files", manifest_path, segmented
+            )
         return [
             LibraryEntry(r.id, manifest.resolve(r), r.modality, r.label or None, r.text or None) for r in manifest.rows
         ]

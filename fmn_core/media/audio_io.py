@@ -75,20 +75,28 @@ def _read_with_pyav(path: Path, libsndfile_error: str) -> tuple[np.ndarray, int]
     return wave, int(rate)
 
 
-def load_audio(path: str | os.PathLike[str], sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Read an audio file as float32 mono at ``sr`` Hz.
+def load_audio(
+    path: str | os.PathLike[str], sr: int = SAMPLE_RATE, segment: tuple[float, float | None] | None = None
+) -> np.ndarray:
+    """Read an audio file (or a ``(start, end)`` stretch of it, in seconds) as float32 mono at ``sr`` Hz.
 
     Args:
         path: any audio file :func:`read_audio` reads.
         sr: the rate wanted; the file is resampled with a polyphase filter when it differs.
+        segment: a manifest row's segment (end None: to the file's end); None: the whole file.
 
     Returns:
         float32 samples in [-1, 1], shape (N,).
 
     Raises:
-        MediaError: the file is missing, empty, not audio, or holds no samples.
+        MediaError: the file is missing, empty, not audio, or holds no samples (in the segment).
     """
     wave, file_sr = read_audio(path)
+    if segment is not None:
+        start, end = segment
+        wave = wave[int(start * file_sr) : None if end is None else int(end * file_sr)]
+        if len(wave) == 0:
+            raise MediaError(f"{path}: no audio in the segment {start:g}–{end if end is not None else 'end'} s")
     # A float file may hold samples beyond full scale, and resampling can overshoot a little.
     return np.clip(resample(wave, file_sr, sr), -1.0, 1.0)
 

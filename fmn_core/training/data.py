@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from fmn_core.features.audio import SpeechFrontEndConfig, prepare_wave, speech_features, wave_features
 from fmn_core.features.video import VideoFrontEndConfig, decode_clip
-from fmn_core.manifest import Manifest, ManifestRow
+from fmn_core.manifest import Manifest, ManifestRow, Segment
 from fmn_core.media.audio_io import SAMPLE_RATE, load_audio, resample
 from fmn_core.media.errors import MediaError
 
@@ -50,22 +50,24 @@ class Decoded:
     failures: list[Failure]
 
 
-def _video_job(path: str, cfg: VideoFrontEndConfig) -> torch.Tensor | str:
+def _video_job(item: tuple[str, Segment | None], cfg: VideoFrontEndConfig) -> torch.Tensor | str:
+    path, segment = item
     try:
-        return decode_clip(path, cfg)  # uint8: a paper-size corpus at 32 x 128^2 fits in ~1.6 GB
+        return decode_clip(path, cfg, segment)  # uint8: a paper-size corpus at 32 x 128^2 fits in ~1.6 GB
     except MediaError as e:
         return str(e)
 
 
 def _speech_job(
-    path: str, cfg: SpeechFrontEndConfig, speeds: tuple[float, ...] = ()
+    item: tuple[str, Segment | None], cfg: SpeechFrontEndConfig, speeds: tuple[float, ...] = ()
 ) -> torch.Tensor | list[torch.Tensor] | str:
     # Workers run a Whisper front end on their own CPU core (device="cpu"): a forked worker
     # must not start CUDA, and int8 on one core keeps pace with the other workers.
+    path, segment = item
     try:
         if not speeds:
-            return speech_features(path, cfg, device="cpu")
-        wave = load_audio(path)
+            return speech_features(path, cfg, device="cpu", segment=segment)
+        wave = load_audio(path, segment=segment)
         # Speed perturbation (Ko et al. 2015): replaying at another rate changes tempo and pitch
         # together, a cheap stand-in for new speakers.
         return [
@@ -81,11 +83,12 @@ def _speech_job(
 def _decode(
     manifest: Manifest,
     rows: Sequence[ManifestRow],
-    job: Callable[[str], object],
+    job: Callable[[tuple[str, Segment | None]], object],
     jobs: int | None,
     progress: Progress | None,
 ) -> Decoded:
     paths = [str(manifest.resolve(r)) for r in rows]
+    items = [(path, r.segment) for path, r in zip(paths, rows, strict=True)]  # a row may be a stretch of its file
     results: list[torch.Tensor | str] = []
     workers = jobs or os.cpu_count() or 1
     # Workers decode with one thread each; more would fight over the cores. They start from a
@@ -94,7 +97,7 @@ def _decode(
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["fmn_core.training.data"])
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        for i, result in enumerate(pool.map(job, paths, chunksize=8)):
+        for i, result in enumerate(pool.map(job, items, chunksize=8)):
             results.append(result)
             if progress:
                 progress(i + 1, len(paths))
@@ -171,9 +174,10 @@ def _speech_cache_key(
         path = manifest.resolve(r)
         try:
             st = path.stat()
-            stats.append((r.id, str(path), st.st_size, st.st_mtime_ns))
+            stat = (r.id, str(path), st.st_size, st.st_mtime_ns)
         except OSError:
-            stats.append((r.id, str(path), -1, -1))
+            stat = (r.id, str(path), -1, -1)
+        stats.append(stat + ((r.start, r.end) if r.segment else ()))  # unsegmented rows: keys as before
     blob = json.dumps([stats, asdict(cfg), list(speeds)], sort_keys=True).encode()
     return hashlib.blake2b(blob, digest_size=12).hexdigest()
 

@@ -245,7 +245,8 @@ def train(
     # Stage 1 reads only the training and validation videos and the class list: a change to the
     # speech alone (a new voice deal, more utterances) reuses it instead of ten minutes of training.
     video_rows = [
-        (r.id, str(manifest.resolve(r)), r.label, r.split) for r in rows["video", "train"] + rows["video", "val"]
+        (r.id, str(manifest.resolve(r)), r.label, r.split) + ((r.start, r.end) if r.segment else ())
+        for r in rows["video", "train"] + rows["video", "val"]
     ]
     fp_video = _fingerprint(
         video_rows, classes, fmn_cfg.video, fe, cfg.video_stage, cfg.seed, str(kinetics_checkpoint),
