@@ -89,13 +89,33 @@ def _cmd_manifest_from_folders(args: argparse.Namespace) -> int:
     if not args.no_split:
         rows = assign_splits(rows, SplitSpec(test=args.test_fraction, val=args.val_fraction, seed=args.seed))
     out = Path(args.out) if args.out else Path(args.root) / "manifest.csv"
-    # Paths are written relative to the manifest's folder when they can be.
-    base = out.resolve().parent
-    for r in rows:
-        full = (manifest.root / r.path).resolve()
-        r.path = full.relative_to(base).as_posix() if full.is_relative_to(base) else str(full)
+    _paths_relative_to(rows, out, manifest.root)
     write_manifest(rows, out)
     print(f"wrote {out}: {len(rows)} items, {len({r.label for r in rows})} labels")
+    return 0
+
+
+def _paths_relative_to(rows: Sequence[Any], out: Path, root: Path | None = None) -> None:
+    """Write rows' paths relative to the manifest's folder when they can be (the folder can move), else absolute."""
+    base = out.resolve().parent
+    for r in rows:
+        full = ((root / r.path) if root is not None else Path(r.path)).resolve()
+        r.path = full.relative_to(base).as_posix() if full.is_relative_to(base) else str(full)
+
+
+def _cmd_manifest_import(args: argparse.Namespace) -> int:
+    from fmn_core.importers import SPEECH_ADVICE, from_mpii_cooking2, from_tacos, split_by_video
+    from fmn_core.manifest import write_manifest
+
+    read = from_mpii_cooking2 if args.manifest_command == "from-mpii-cooking2" else from_tacos
+    rows = read(args.annotations, args.videos)
+    if not args.no_split:
+        rows = split_by_video(rows, args.test_fraction, args.val_fraction, args.seed)
+    _paths_relative_to(rows, args.out)
+    write_manifest(rows, args.out)
+    videos = len({r.path for r in rows})
+    print(f"wrote {args.out}: {len(rows)} segments of {videos} videos, {len({r.label for r in rows})} labels")
+    print(f"note: {SPEECH_ADVICE}")
     return 0
 
 
@@ -333,6 +353,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-split", action="store_true", help="leave the split column empty")
     _add_split_args(p)
     p.set_defaults(func=_cmd_manifest_from_folders)
+    for name, what, source in (
+        ("from-mpii-cooking2", "MPII Cooking 2's ground-truth CSV", "CSV"),
+        ("from-tacos", "TACoS's segment-and-sentence annotations (JSON)", "JSON"),
+    ):
+        p = m.add_parser(
+            name,
+            help=f"a manifest of segments from {what}",
+            description=f"One video row per annotated segment of {what}, with start and end in seconds: the "
+            "files are read, never cut. Nothing is written when a video is missing or a range is bad; every "
+            "problem is listed with its line.",
+        )
+        p.add_argument("annotations", type=Path, metavar=source, help=f"the {source} annotation file")
+        p.add_argument("--videos", type=Path, required=True, help="the folder holding the dataset's videos")
+        p.add_argument("--out", type=Path, required=True, help="manifest to write")
+        p.add_argument("--no-split", action="store_true", help="leave the split column empty")
+        _add_split_args(p)  # whole recordings are drawn, so that a recording's segments share a split
+        p.set_defaults(func=_cmd_manifest_import)
     p = m.add_parser(
         "validate",
         help="check a manifest and its media, listing every bad row",
