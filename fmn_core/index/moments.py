@@ -1,0 +1,129 @@
+"""Moments in long videos: windows to score, windows merged into moments, and the field's metrics.
+
+A video longer than a clip is scored as overlapping windows (``windows``); a query's scores over
+one video's windows become moments by temporal non-maximum suppression (``merge_windows``): the
+best window grows over its neighbours while they score nearly as well, then every window it
+overlaps is suppressed, and so on. Moments are judged as the moment-retrieval field judges them
+(TACoS, Charades-STA): a predicted moment is right when its temporal IoU with the annotated one
+reaches a threshold, and R@k at IoU t is the share of queries with a right moment among the
+first k (``recall_at_iou``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Span = tuple[float, float]  # (start, end) in seconds
+VideoSpan = tuple[str, float, float]  # (video id, start, end)
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A stretch of a video and how well it matches a query."""
+
+    start: float  # seconds
+    end: float  # seconds
+    score: float  # the best window's score inside it
+
+    @property
+    def span(self) -> Span:
+        return (self.start, self.end)
+
+
+def windows(duration: float, length: float, hop: float) -> list[Span]:
+    """Overlapping windows of ``length`` seconds every ``hop`` seconds, covering ``[0, duration]``.
+
+    A video no longer than one window is one window (the whole of it). The last window ends at
+    the video's end, so its tail is never left out (it overlaps its neighbour more).
+
+    Raises:
+        ValueError: a length, hop or duration that is not positive, or a hop longer than a window
+            (that would leave gaps).
+    """
+    if not (duration > 0 and length > 0 and hop > 0):
+        raise ValueError(f"duration, length and hop must be positive, got {duration}, {length}, {hop}")
+    if hop > length:
+        raise ValueError(f"a hop of {hop} s over windows of {length} s would leave gaps")
+    if duration <= length:
+        return [(0.0, duration)]
+    n = math.ceil((duration - length) / hop) + 1
+    starts = [min(i * hop, duration - length) for i in range(n)]
+    return [(round(s, 6), round(s + length, 6)) for s in dict.fromkeys(starts)]
+
+
+def temporal_iou(a: Span, b: Span) -> float:
+    """Intersection over union of two time spans (0 when they do not overlap)."""
+    inter = max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union > 0 else 0.0
+
+
+def merge_windows(
+    spans: Sequence[Span], scores: Sequence[float], grow: float = 0.5, overlap: float = 0.3, top: int | None = None
+) -> list[Moment]:
+    """Temporal non-maximum suppression over one video's windows, best moment first.
+
+    Args:
+        spans: the windows, in time order.
+        scores: one score per window (higher is better; any scale, e.g. the ranking logit).
+        grow: a moment takes in a contiguous neighbour while the neighbour scores at least the
+            best window's score minus ``grow`` (so a long action is one moment, not a run of
+            windows each as good as the next).
+        overlap: windows whose IoU with a chosen moment reaches this are suppressed; a window
+            that overlaps it less (a separate peak just beside it) may become a moment of its own.
+        top: stop after this many moments (None: until every window is used).
+
+    Returns:
+        Moments, best first.
+    """
+    if len(spans) != len(scores):
+        raise ValueError(f"{len(spans)} windows but {len(scores)} scores")
+    free = [True] * len(spans)
+    order = sorted(range(len(spans)), key=lambda i: -scores[i])
+    moments: list[Moment] = []
+    for best in order:
+        if not free[best]:
+            continue
+        lo = hi = best
+        while lo > 0 and free[lo - 1] and scores[lo - 1] >= scores[best] - grow:
+            lo -= 1
+        while hi < len(spans) - 1 and free[hi + 1] and scores[hi + 1] >= scores[best] - grow:
+            hi += 1
+        moment = Moment(spans[lo][0], spans[hi][1], float(scores[best]))
+        for i in range(lo, hi + 1):
+            free[i] = False
+        for i in range(len(spans)):
+            if free[i] and temporal_iou(spans[i], moment.span) >= overlap:
+                free[i] = False
+        moments.append(moment)
+        if top is not None and len(moments) >= top:
+            break
+    return moments
+
+
+def recall_at_iou(predictions: Sequence[Sequence[VideoSpan]], truths: Sequence[VideoSpan], k: int, iou: float) -> float:
+    """R@k at IoU ``iou``: the share of queries with a predicted moment among their first ``k`` that
+    lies in the annotated video and overlaps the annotated span by at least ``iou``.
+
+    Within one video (grounding) every prediction names that video; across a library (corpus
+    moment retrieval) a moment of another video is simply wrong.
+
+    Args:
+        predictions: per query, its predicted ``(video, start, end)`` best first.
+        truths: per query, the annotated ``(video, start, end)``.
+    """
+    if len(predictions) != len(truths):
+        raise ValueError(f"{len(predictions)} queries predicted but {len(truths)} annotated")
+    if not truths:
+        return 0.0
+
+    def right(p: VideoSpan, t: VideoSpan) -> bool:
+        return p[0] == t[0] and temporal_iou(p[1:], t[1:]) >= iou
+
+    hits = sum(any(right(p, t) for p in preds[:k]) for preds, t in zip(predictions, truths, strict=True))
+    return hits / len(truths)
+
+
+__all__ = ["Moment", "Span", "VideoSpan", "merge_windows", "recall_at_iou", "temporal_iou", "windows"]

@@ -1,0 +1,49 @@
+"""Windows over long videos, merging a query's window scores into moments, and R@k at IoU."""
+
+from __future__ import annotations
+
+import pytest
+
+from fmn_core.index.moments import Moment, merge_windows, recall_at_iou, temporal_iou, windows
+
+
+def test_windows_cover_the_video_and_end_at_its_end() -> None:
+    assert windows(10.0, 4.0, 1.0) == [(float(s), float(s + 4)) for s in range(7)]
+    assert windows(10.5, 4.0, 2.0) == [(0.0, 4.0), (2.0, 6.0), (4.0, 8.0), (6.0, 10.0), (6.5, 10.5)]
+    assert windows(3.0, 4.0, 1.0) == [(0.0, 3.0)]  # a clip: one item, as today
+    with pytest.raises(ValueError, match="gaps"):
+        windows(10.0, 2.0, 3.0)
+    with pytest.raises(ValueError, match="positive"):
+        windows(0.0, 4.0, 1.0)
+
+
+def test_temporal_iou() -> None:
+    assert temporal_iou((0, 4), (2, 6)) == pytest.approx(2 / 6)
+    assert temporal_iou((0, 4), (0, 4)) == 1.0
+    assert temporal_iou((0, 1), (2, 3)) == 0.0
+
+
+def test_a_run_of_good_windows_becomes_one_moment_and_the_next_peak_another() -> None:
+    spans = windows(12.0, 4.0, 1.0)  # 9 windows: [0,4] .. [8,12]
+    #          0    1    2    3    4     5     6    7    8
+    scores = [0.1, 2.0, 2.9, 3.0, 2.8, -1.0, -1.0, 1.5, 0.2]
+    moments = merge_windows(spans, scores, grow=0.5)
+    # windows 2-4 grow together around the peak; the windows it mostly covers are suppressed; the
+    # second peak (window 7) overlaps it only a little and stands on its own; window 0 is left last
+    assert moments == [Moment(2.0, 8.0, 3.0), Moment(7.0, 11.0, 1.5), Moment(0.0, 4.0, 0.1)]
+    assert merge_windows(spans, scores, grow=0.5, top=1) == moments[:1]
+    assert merge_windows(spans, scores, grow=0.0)[0] == Moment(3.0, 7.0, 3.0)  # no growing: the peak window alone
+    with pytest.raises(ValueError, match="scores"):
+        merge_windows(spans, scores[:-1])
+
+
+def test_recall_at_iou_within_a_video_and_across_a_library() -> None:
+    truths = [("recipe1", 10.0, 15.0), ("recipe2", 0.0, 4.0)]
+    predictions = [
+        [("recipe1", 11.0, 15.0), ("recipe1", 30.0, 34.0)],  # IoU 0.8 first
+        [("recipe1", 0.0, 4.0), ("recipe2", 1.0, 5.0)],  # the right span of the wrong video, then IoU 0.6
+    ]
+    assert recall_at_iou(predictions, truths, k=1, iou=0.5) == 0.5
+    assert recall_at_iou(predictions, truths, k=5, iou=0.5) == 1.0
+    assert recall_at_iou(predictions, truths, k=5, iou=0.7) == 0.5
+    assert recall_at_iou([], [], k=1, iou=0.5) == 0.0
