@@ -74,6 +74,7 @@ def _corpus_spec(args: argparse.Namespace, classes: tuple[str, ...], render: Ren
         langs=tuple(args.langs.split(",")),
         seed=args.seed,
         render=render,
+        recipes=args.recipes,
         split=SplitSpec(
             test=args.test_fraction, val=args.val_fraction, seed=args.seed, holdout_voices=args.holdout_voices
         ),
@@ -104,8 +105,9 @@ def _paths_relative_to(rows: Sequence[Any], out: Path, root: Path | None = None)
 
 
 def _cmd_manifest_import(args: argparse.Namespace) -> int:
-    from fmn_core.importers import SPEECH_ADVICE, from_mpii_cooking2, from_tacos, split_by_video
+    from fmn_core.importers import SPEECH_ADVICE, from_mpii_cooking2, from_tacos
     from fmn_core.manifest import write_manifest
+    from fmn_core.splits import split_by_video
 
     read = from_mpii_cooking2 if args.manifest_command == "from-mpii-cooking2" else from_tacos
     rows = read(args.annotations, args.videos)
@@ -323,6 +325,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--videos-per-class", type=int, default=50, help="videos per class (default 50, as the paper)")
     p.add_argument("--utterances-per-class", type=int, default=50, help="utterances per class and language")
     p.add_argument("--langs", default="en,zh", help="spoken languages, comma-separated (en, zh)")
+    p.add_argument(
+        "--recipes",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also N long recipe videos (1-2 min: several steps of one dish in one kitchen), each step a "
+        "segment row (start, end); the spoken queries of a step's class are its queries",
+    )
     p.add_argument("--size", type=_size, default="320x240", help="video size WIDTHxHEIGHT, even numbers (320x240)")
     p.add_argument(
         "--contact-sheet",

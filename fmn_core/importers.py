@@ -212,22 +212,4 @@ def from_tacos(json_path: str | os.PathLike[str], videos: str | os.PathLike[str]
     return _with_videos(source, Path(videos), parse)
 
 
-def split_by_video(rows: list[ManifestRow], test: float, val: float, seed: int) -> list[ManifestRow]:
-    """Set every row's split so that all segments of one recording share it.
-
-    Segments of a recording share its kitchen, light and cook: split across train and test they
-    would let a model match the room instead of the action. Whole recordings are drawn instead
-    (``test`` and ``val`` are fractions of the recordings), in a fixed order for a seed.
-    """
-    import random
-
-    videos = sorted({r.path for r in rows})
-    random.Random(seed).shuffle(videos)
-    n_test, n_val = round(len(videos) * test), round(len(videos) * val)
-    split_of = {v: "test" if i < n_test else "val" if i < n_test + n_val else "train" for i, v in enumerate(videos)}
-    for r in rows:
-        r.split = split_of[r.path]
-    return rows
-
-
-__all__ = ["MPII_FPS", "SPEECH_ADVICE", "from_mpii_cooking2", "from_tacos", "split_by_video"]
+__all__ = ["MPII_FPS", "SPEECH_ADVICE", "from_mpii_cooking2", "from_tacos"]

@@ -10,6 +10,7 @@ users have voices of their own.
 
 from __future__ import annotations
 
+import random
 import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -243,3 +244,19 @@ def _voice_splits(rows: Sequence[ManifestRow], spec: SplitSpec) -> Callable[[Man
         by_lang[r.lang].add(speaker_of(r))
     speaker_split = speaker_splits(by_lang, spec)
     return lambda r: speaker_split[speaker_of(r)]
+
+
+def split_by_video(rows: list[ManifestRow], test: float, val: float, seed: int) -> list[ManifestRow]:
+    """Set every row's split so that all segments of one recording share it.
+
+    Segments of a recording share its kitchen, light and cook: split across train and test they
+    would let a model match the room instead of the action. Whole recordings are drawn instead
+    (``test`` and ``val`` are fractions of the recordings), in a fixed order for a seed.
+    """
+    videos = sorted({r.path for r in rows})
+    random.Random(seed).shuffle(videos)
+    n_test, n_val = round(len(videos) * test), round(len(videos) * val)
+    split_of = {v: "test" if i < n_test else "val" if i < n_test + n_val else "train" for i, v in enumerate(videos)}
+    for r in rows:
+        r.split = split_of[r.path]
+    return rows

@@ -8,6 +8,7 @@ interrupted or failed run never leaves a manifest that points at missing files.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import logging
@@ -19,10 +20,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from fmn_core.corpus import speech
+from fmn_core.corpus.recipes import RecipeSettings, plan_recipe, write_recipe
 from fmn_core.corpus.video import RenderSettings, write_clip
 from fmn_core.corpus.vocabulary import (
     ACTIONS,
@@ -35,7 +38,7 @@ from fmn_core.corpus.vocabulary import (
 )
 from fmn_core.errors import FmnError
 from fmn_core.manifest import Manifest, ManifestRow, atomic_write_text, write_manifest
-from fmn_core.splits import SplitSpec, assign_splits, family_splits, partition
+from fmn_core.splits import SplitSpec, assign_splits, family_splits, partition, split_by_video
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ class CorpusSpec:
     render: RenderSettings = field(default_factory=RenderSettings)  # video size, fps, duration range
     split: SplitSpec = field(default_factory=lambda: SplitSpec(holdout_voices=True))  # how rows are split
     unseen_templates: float = 0.25  # share of each action's phrasing templates (per language) kept out of training
+    recipes: int = 0  # long recipe videos (corpus/recipes.py), each step a segment row; drawn at the render size
+    recipe: RecipeSettings = field(default_factory=RecipeSettings)  # steps and idle stretches of a recipe
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,14 @@ class SpeechJob:
     path: str  # relative to the corpus folder
     split: str  # decided when planning: the voice's family and the phrasing's template depend on it
     template: str  # the phrasing's template key, e.g. "cut/en/07"
+
+
+@dataclass(frozen=True)
+class RecipeJob:
+    number: int
+    seed: int
+    path: str  # relative to the corpus folder
+    classes: tuple[str, ...]  # the corpus's classes: a recipe's steps are drawn among them
 
 
 def item_seed(seed: int, *keys: str | int) -> int:
@@ -220,6 +233,39 @@ def _make_video(job: VideoJob, out: str, render: RenderSettings) -> ManifestRow:
     return ManifestRow(id=job.id, modality="video", path=job.path, label=job.class_key)
 
 
+def plan_recipes(spec: CorpusSpec) -> list[RecipeJob]:
+    """One job per recipe video (none unless ``spec.recipes``)."""
+    return [
+        RecipeJob(n, item_seed(spec.seed, "recipe", n), f"recipes/recipe_{n:03d}.mp4", spec.classes)
+        for n in range(spec.recipes)
+    ]
+
+
+def _recipe_settings(spec: CorpusSpec) -> RecipeSettings:
+    """The spec's recipe settings, drawn at the corpus's frame size and rate."""
+    render = dataclasses.replace(
+        spec.recipe.render, width=spec.render.width, height=spec.render.height, fps=spec.render.fps
+    )
+    return dataclasses.replace(spec.recipe, render=render)
+
+
+def _make_recipe(job: RecipeJob, out: str, settings: RecipeSettings) -> list[ManifestRow]:
+    info = write_recipe(job.seed, Path(out) / job.path, settings, job.classes)
+    recipe_id = f"r_{job.number:03d}"
+    return [
+        ManifestRow(
+            id=f"{recipe_id}_{k:02d}_{step.class_key}",
+            modality="video",
+            path=job.path,
+            label=step.class_key,
+            start=f"{step.start:.3f}",
+            end=f"{step.end:.3f}",
+            extra={"recipe": recipe_id, "dish": info.dish},
+        )
+        for k, step in enumerate(info.steps)
+    ]
+
+
 def _make_speech(job: SpeechJob, out: str) -> ManifestRow:
     from fmn_core.media.audio_io import write_wav
 
@@ -267,7 +313,7 @@ def _check_writable(out: Path, needed_bytes: int) -> None:
         )
 
 
-def _run_jobs(futures: list[Future[ManifestRow]], on_done: Callable[[], None]) -> list[ManifestRow]:
+def _run_jobs(futures: list[Future[Any]], on_done: Callable[[], None]) -> list[Any]:
     """Wait for all jobs, reporting progress; the first failure cancels the rest and is raised."""
     for f in as_completed(futures):
         e = f.exception()
@@ -306,9 +352,16 @@ def generate_corpus(
         raise CorpusError(f"unknown language(s) {', '.join(unknown)}: valid languages are {', '.join(LANGUAGES)}")
     voices_by_lang = available_voices(spec.langs)
     video_jobs, speech_jobs = plan_videos(spec), plan_speech(spec, voices_by_lang)
+    recipe_jobs, recipe = plan_recipes(spec), _recipe_settings(spec)
+    if recipe_jobs:
+        try:
+            plan_recipe(recipe_jobs[0].seed, recipe, spec.classes)  # fail before any work, not in a worker
+        except ValueError as e:
+            raise CorpusError(f"--recipes: {e}") from None
     seconds = len(video_jobs) * (spec.render.min_seconds + spec.render.max_seconds) / 2
+    seconds += len(recipe_jobs) * recipe.longest_seconds()
     _check_writable(out, int(seconds * _BYTES_PER_VIDEO_SECOND + len(speech_jobs) * _BYTES_PER_UTTERANCE))
-    total, done = len(video_jobs) + len(speech_jobs), 0
+    total, done = len(recipe_jobs) + len(video_jobs) + len(speech_jobs), 0
     if progress:
         progress(0, total)
 
@@ -319,14 +372,20 @@ def generate_corpus(
             progress(done, total)
 
     with ProcessPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        # Long (video) jobs first, so the short speech jobs fill the gaps at the end.
-        futures: list[Future[ManifestRow]] = [pool.submit(_make_video, j, str(out), spec.render) for j in video_jobs]
+        # Long jobs first (recipes, then clips), so the short speech jobs fill the gaps at the end.
+        futures: list[Future[Any]] = [pool.submit(_make_recipe, j, str(out), recipe) for j in recipe_jobs]
+        futures += [pool.submit(_make_video, j, str(out), spec.render) for j in video_jobs]
         futures += [pool.submit(_make_speech, j, str(out)) for j in speech_jobs]
-        rows = _run_jobs(futures, tick)
-    # Speech rows got their split when planned (it chose their voice and phrasing); videos get theirs here.
-    rows = assign_splits([r for r in rows if r.modality == "video"], spec.split) + [
-        r for r in rows if r.modality == "speech"
-    ]
+        results = _run_jobs(futures, tick)
+    segments = [r for rs in results[: len(recipe_jobs)] for r in rs]
+    rows = results[len(recipe_jobs) :]
+    # Speech rows got their split when planned (it chose their voice and phrasing); clips get theirs
+    # here, and a recipe's steps all get their recipe's (a kitchen is never in two splits).
+    rows = (
+        split_by_video(segments, spec.split.test, spec.split.val, spec.split.seed)
+        + assign_splits([r for r in rows if r.modality == "video"], spec.split)
+        + [r for r in rows if r.modality == "speech"]
+    )
     atomic_write_text(out / "corpus.json", json.dumps(_describe(spec, voices_by_lang), indent=2, ensure_ascii=False))
     write_manifest(rows, out / "manifest.csv")
     return Manifest(rows=rows, root=out)

@@ -1419,7 +1419,17 @@ def _draw_distractors(
 class _Camera:
     """Placement/zoom (a small affine warp), shake, lighting and sensor noise of one clip."""
 
-    def __init__(self, rng: np.random.Generator, n_frames: int, h: int, w: int, nuisance: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        rng: np.random.Generator,
+        n_frames: int,
+        h: int,
+        w: int,
+        nuisance: dict[str, Any],
+        shake: np.random.Generator | None = None,
+    ) -> None:
+        """``shake``: where the hand-held wobble is drawn from when it is not ``rng`` (a kitchen's
+        camera keeps its placement and light from step to step, not its wobble)."""
         zoom, rot, shear = rng.uniform(1.0, 1.15), rng.uniform(-5, 5), rng.uniform(-0.05, 0.05)
         shift = rng.uniform(-0.04, 0.04, 2) * (w, h)
         m = cv2.getRotationMatrix2D((w / 2, h / 2), rot, zoom)
@@ -1427,7 +1437,7 @@ class _Camera:
         m[:, 2] += shift
         self.matrix = m
         amp = rng.uniform(0.0, 2.0) * h / 240  # shake: a smoothed random walk of this size, px
-        walk = np.cumsum(rng.normal(0, 1, (n_frames, 2)), axis=0)
+        walk = np.cumsum((shake or rng).normal(0, 1, (n_frames, 2)), axis=0)
         walk -= cv2.blur(walk, (1, 9)).reshape(walk.shape) if n_frames > 9 else walk.mean(0)
         self.shake = walk / max(1e-6, float(np.abs(walk).max())) * amp
         gain, contrast = rng.uniform(0.8, 1.15), rng.uniform(0.8, 1.15)
@@ -1497,17 +1507,30 @@ class _Plan:
             yield self.camera.apply(frame, t)
 
 
-def _plan(class_key: str, seed: int, settings: RenderSettings) -> _Plan:
-    """Sample everything random about a clip, nuisance first, and draw its static background."""
+def _plan(class_key: str, seed: int, settings: RenderSettings, kitchen: int | None = None) -> _Plan:
+    """Sample everything random about a clip, nuisance first, and draw its static background.
+
+    ``kitchen`` (a seed) makes the counter, the wall, the camera's placement and light and the
+    cook (skin, sleeve, tool, hand size) those of one kitchen, shared by every clip planned with
+    it: the steps of one recipe. Without it every clip has its own kitchen, drawn from ``seed``
+    exactly as always.
+    """
     cls = parse_class(class_key)
     rng = np.random.default_rng(seed)
+    home = rng if kitchen is None else np.random.default_rng([kitchen, 1])
     nuisance: dict[str, Any] = {}
     scene = _sample_scene(cls, seed, settings, rng, nuisance)
+    if kitchen is not None:
+        _same_cook(scene, np.random.default_rng([kitchen, 2]), nuisance)
     h, w = settings.height, settings.width
     background = np.empty((h, w, 3), np.uint8)
-    wall_y = _draw_counter(background, rng, nuisance)
+    wall_y = _draw_counter(background, home, nuisance)
     _draw_board(background, rng, scene.centre, nuisance)
-    camera = _Camera(rng, scene.n_frames, h, w, nuisance)
+    camera = (
+        _Camera(rng, scene.n_frames, h, w, nuisance)
+        if kitchen is None
+        else _Camera(np.random.default_rng([kitchen, 3]), scene.n_frames, h, w, nuisance, shake=rng)
+    )
     _draw_distractors(background, rng, scene, wall_y, nuisance)  # the first draw that sees the class
     action = _ACTIONS[cls.action](scene, rng)
     action.draw_static(background)
@@ -1522,6 +1545,15 @@ def _plan(class_key: str, seed: int, settings: RenderSettings) -> _Plan:
         nuisance=_plain(nuisance),
     )
     return _Plan(info=info, background=background, action=action, camera=camera)
+
+
+def _same_cook(scene: _Scene, rng: np.random.Generator, nuisance: dict[str, Any]) -> None:
+    """The kitchen's cook: the same hands, sleeves and tools in every step of a recipe."""
+    scene.skin = _jitter(rng, _SKINS[rng.integers(len(_SKINS))], 10)
+    scene.sleeve = _random_color(rng, 30, 230)
+    scene.tool = _TOOL_HANDLES[rng.integers(len(_TOOL_HANDLES))]
+    scene.hand_size = float(rng.uniform(0.12, 0.145) * scene.height)
+    nuisance.update(skin=list(scene.skin), sleeve=list(scene.sleeve), hand_size=scene.hand_size)
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

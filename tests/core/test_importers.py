@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from fmn_core.cli import main
-from fmn_core.importers import from_mpii_cooking2, from_tacos, split_by_video
+from fmn_core.importers import from_mpii_cooking2, from_tacos
 from fmn_core.manifest import ManifestError, ManifestRow, read_manifest
 from fmn_core.media.video_io import write_mp4
+from fmn_core.splits import split_by_video
 
 FPS = 10
 
