@@ -103,27 +103,38 @@ def merge_windows(
     return moments
 
 
-def recall_at_iou(predictions: Sequence[Sequence[VideoSpan]], truths: Sequence[VideoSpan], k: int, iou: float) -> float:
+def recall_at_iou(
+    predictions: Sequence[Sequence[VideoSpan]], truths: Sequence[Sequence[VideoSpan]], k: int, iou: float
+) -> float:
     """R@k at IoU ``iou``: the share of queries with a predicted moment among their first ``k`` that
-    lies in the annotated video and overlaps the annotated span by at least ``iou``.
+    lies in an annotated video and overlaps an annotated span there by at least ``iou``.
 
     Within one video (grounding) every prediction names that video; across a library (corpus
     moment retrieval) a moment of another video is simply wrong.
 
     Args:
         predictions: per query, its predicted ``(video, start, end)`` best first.
-        truths: per query, the annotated ``(video, start, end)``.
+        truths: per query, the annotated ``(video, start, end)`` moments (usually one; a step done
+            twice in a recipe is two).
     """
     if len(predictions) != len(truths):
         raise ValueError(f"{len(predictions)} queries predicted but {len(truths)} annotated")
     if not truths:
         return 0.0
 
-    def right(p: VideoSpan, t: VideoSpan) -> bool:
-        return p[0] == t[0] and temporal_iou(p[1:], t[1:]) >= iou
+    def right(p: VideoSpan, ts: Sequence[VideoSpan]) -> bool:
+        return any(p[0] == t[0] and temporal_iou(p[1:], t[1:]) >= iou for t in ts)
 
-    hits = sum(any(right(p, t) for p in preds[:k]) for preds, t in zip(predictions, truths, strict=True))
+    hits = sum(any(right(p, ts) for p in preds[:k]) for preds, ts in zip(predictions, truths, strict=True))
     return hits / len(truths)
 
 
-__all__ = ["Moment", "Span", "VideoSpan", "merge_windows", "recall_at_iou", "temporal_iou", "windows"]
+def chance_recall(n_windows: int, n_right: int, k: int) -> float:
+    """R@k when ``k`` of ``n_windows`` equally likely windows are drawn and ``n_right`` of them are right."""
+    if n_right <= 0:
+        return 0.0
+    k = min(k, n_windows)
+    return 1.0 - math.comb(n_windows - n_right, k) / math.comb(n_windows, k)
+
+
+__all__ = ["Moment", "Span", "VideoSpan", "chance_recall", "merge_windows", "recall_at_iou", "temporal_iou", "windows"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fmn_core.index.moments import Moment, merge_windows, recall_at_iou, temporal_iou, windows
+from fmn_core.index.moments import Moment, chance_recall, merge_windows, recall_at_iou, temporal_iou, windows
 
 
 def test_windows_cover_the_video_and_end_at_its_end() -> None:
@@ -38,7 +38,7 @@ def test_a_run_of_good_windows_becomes_one_moment_and_the_next_peak_another() ->
 
 
 def test_recall_at_iou_within_a_video_and_across_a_library() -> None:
-    truths = [("recipe1", 10.0, 15.0), ("recipe2", 0.0, 4.0)]
+    truths = [[("recipe1", 10.0, 15.0)], [("recipe2", 0.0, 4.0), ("recipe2", 20.0, 24.0)]]
     predictions = [
         [("recipe1", 11.0, 15.0), ("recipe1", 30.0, 34.0)],  # IoU 0.8 first
         [("recipe1", 0.0, 4.0), ("recipe2", 1.0, 5.0)],  # the right span of the wrong video, then IoU 0.6
@@ -47,3 +47,10 @@ def test_recall_at_iou_within_a_video_and_across_a_library() -> None:
     assert recall_at_iou(predictions, truths, k=5, iou=0.5) == 1.0
     assert recall_at_iou(predictions, truths, k=5, iou=0.7) == 0.5
     assert recall_at_iou([], [], k=1, iou=0.5) == 0.0
+    assert recall_at_iou([[("recipe2", 21.0, 24.0)]], [truths[1]], k=1, iou=0.7) == 1.0  # the second time it is done
+
+
+def test_chance_recall() -> None:
+    assert chance_recall(10, 1, 1) == pytest.approx(0.1)
+    assert chance_recall(10, 2, 5) == pytest.approx(1 - (8 * 7 * 6 * 5 * 4) / (10 * 9 * 8 * 7 * 6))
+    assert chance_recall(3, 1, 5) == 1.0 and chance_recall(10, 0, 5) == 0.0

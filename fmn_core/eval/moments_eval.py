@@ -1,0 +1,251 @@
+"""`fmn eval --moments`: finding the moment a spoken phrase describes inside long videos.
+
+The protocol of the moment-retrieval field (TACoS, Charades-STA), on a manifest whose video
+rows of a split are segments of long files (a recipe's steps, MPII Cooking 2 or TACoS
+annotations). Each long file is cut, for scoring only, into overlapping windows
+(``moments.windows``); every window is encoded as a clip and scored against every spoken query
+of the split whose class is annotated somewhere; a query's window scores over one file become
+moments by temporal NMS (``moments.merge_windows``). Then R@1 and R@5 at IoU 0.3, 0.5 and 0.7:
+
+- **within one video** (grounding): for each (query, video annotated with its class), the
+  video's moments, best first;
+- **across the library** (corpus moment retrieval): every video's moments together, best first;
+  a moment of a video without the class is wrong.
+
+Beside them, "every window equally likely": R@k of k windows drawn at random (the chance of a
+ranking that knows nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from fmn_core.errors import FmnError
+from fmn_core.index.moments import VideoSpan, chance_recall, merge_windows, recall_at_iou, temporal_iou, windows
+from fmn_core.manifest import ManifestRow, read_manifest
+
+if TYPE_CHECKING:
+    from fmn_core.inference import FMNModel
+
+IOUS = (0.3, 0.5, 0.7)
+KS = (1, 5)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class MomentReport:
+    """R@k at IoU per scope ('all' and each language) and protocol, for the model and for chance."""
+
+    counts: dict[str, int]
+    window: tuple[float, float]  # (length, hop) in seconds
+    figures: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # scope -> method -> metric
+
+    def table(self) -> str:
+        metrics = [f"R@{k} IoU{t}" for k in KS for t in IOUS]
+        lines = [f"{'scope':<6} {'method':<34} " + " ".join(f"{m:>10}" for m in metrics)]
+        lines.append("-" * len(lines[0]))
+        for scope, methods in self.figures.items():
+            for method, values in methods.items():
+                lines.append(f"{scope:<6} {method:<34} " + " ".join(f"{100 * values[m]:>10.1f}" for m in metrics))
+        lines.append("R@k at IoU t in %: a query is right when one of its first k moments overlaps an annotated")
+        lines.append("segment of its class by IoU >= t (across the library: in the right video).")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"counts": self.counts, "window": list(self.window), "figures": self.figures}
+
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+@dataclass
+class _Video:
+    path: str
+    spans: list[tuple[float, float]]  # its windows
+    rows: slice  # their rows in the window score matrix
+    truths: dict[str, list[VideoSpan]]  # label -> annotated segments
+
+
+def _videos(manifest: Any, segments: Sequence[ManifestRow], length: float, hop: float) -> list[_Video]:
+    from fmn_core.media.errors import MediaError
+    from fmn_core.media.video_io import probe_video
+
+    by_file: dict[str, list[ManifestRow]] = defaultdict(list)
+    for r in segments:
+        by_file[str(manifest.resolve(r))].append(r)
+    videos, start = [], 0
+    for path, rows in sorted(by_file.items()):
+        try:
+            duration = probe_video(path).duration_s
+        except MediaError as e:
+            raise FmnError(f"{path}: cannot read its length ({e})") from e
+        spans = windows(duration, length, hop)
+        truths: dict[str, list[VideoSpan]] = defaultdict(list)
+        for r in rows:
+            seg_start, seg_end = r.segment or (0.0, None)
+            truths[r.label].append((path, seg_start, seg_end if seg_end is not None else duration))
+        videos.append(_Video(path, spans, slice(start, start + len(spans)), dict(truths)))
+        start += len(spans)
+    return videos
+
+
+def window_clips(path: str, spans: Sequence[tuple[float, float]], cfg: Any) -> np.ndarray:
+    """Every window's clip, ``(n, 3, T, S, S)`` uint8, from one pass over the file.
+
+    Decoding each window on its own would read the file from its start up to the window again
+    and again; here each frame is read once, and resized once if any window samples it.
+    """
+    import cv2
+
+    from fmn_core.features.video import even_indices, frames_to_uint8
+    from fmn_core.media.errors import MediaError
+    from fmn_core.media.video_io import probe_video
+
+    fps = probe_video(path).fps or 25.0
+    wanted = []
+    for start, end in spans:
+        first, last = int(round(start * fps)), max(int(round(end * fps)), int(round(start * fps)) + 1)
+        wanted.append(first + even_indices(last - first, cfg.frames))
+    needed = sorted({int(i) for w in wanted for i in w})
+    kept: dict[int, torch.Tensor] = {}
+    capture = cv2.VideoCapture(path)
+    try:
+        index, last_good = 0, None
+        for i in needed:
+            while index <= i:
+                if not capture.grab():
+                    break
+                if index == i:
+                    ok, frame = capture.retrieve()
+                    if ok:
+                        last_good = frames_to_uint8(frame[None], cfg)[:, 0]
+                index += 1
+            if last_good is None:
+                raise MediaError(f"{path}: no frame could be read up to frame {i}")
+            kept[i] = last_good  # a frame past a broken stretch repeats the last good one
+    finally:
+        capture.release()
+    return np.stack([torch.stack([kept[int(i)] for i in w], dim=1).numpy() for w in wanted])
+
+
+def _encode_windows(
+    model: FMNModel, videos: Sequence[_Video], jobs: int | None, progress: Progress | None
+) -> torch.Tensor:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from fmn_core.features.video import normalize_clip
+
+    out: list[torch.Tensor] = [torch.empty(0)] * len(videos)
+    ctx = multiprocessing.get_context("forkserver")  # as training's decoding pools: never fork a threaded process
+    with ProcessPoolExecutor(
+        jobs or os.cpu_count() or 1, mp_context=ctx, initializer=torch.set_num_threads, initargs=(1,)
+    ) as pool:
+        futures = [pool.submit(window_clips, v.path, v.spans, model.video_frontend) for v in videos]
+        for n, future in enumerate(futures):
+            clips = torch.from_numpy(future.result())
+            # normalised float clips are 4x the uint8 ones: encoded in batches
+            out[n] = torch.cat(
+                [model.video_raw_from_clips(normalize_clip(clips[i : i + 64])) for i in range(0, len(clips), 64)]
+            )
+            if progress:
+                progress("windows", n + 1, len(videos))
+    return torch.cat(out)
+
+
+def evaluate_moments(
+    model: FMNModel,
+    manifest_path: str | os.PathLike[str],
+    split: str = "test",
+    length: float = 4.0,
+    hop: float = 1.0,
+    grow: float = 0.5,
+    overlap: float = 0.3,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> MomentReport:
+    """The protocol of the module docstring on one split of a manifest.
+
+    Raises:
+        FmnError: the split has no segment rows, or no speech of their classes.
+    """
+    from fmn_core.eval.evaluate import encode_split
+
+    manifest = read_manifest(manifest_path)
+    segments = [r for r in manifest.of("video", split) if r.segment is not None]
+    if not segments:
+        raise FmnError(f"{manifest_path}: split {split!r} has no video rows with start/end (segments of long videos)")
+    labels = {r.label for r in segments}
+    data = encode_split(model, manifest, split, jobs, progress)
+    queries = [i for i, r in enumerate(data.speech_rows) if r.label in labels]
+    if not queries:
+        raise FmnError(f"{manifest_path}: split {split!r} has no speech of the segments' classes to query with")
+    videos = _videos(manifest, segments, length, hop)
+    v_raw = _encode_windows(model, videos, jobs, progress)
+    scores = model.ranking_scores(v_raw, data.a_raw[queries])  # (windows, queries)
+    rows = [data.speech_rows[i] for i in queries]
+    report = MomentReport(
+        counts={"videos": len(videos), "windows": len(v_raw), "segments": len(segments), "queries": len(rows)},
+        window=(length, hop),
+    )
+    for scope in ["all", *sorted({r.lang for r in rows if r.lang})]:
+        chosen = [j for j, r in enumerate(rows) if scope == "all" or r.lang == scope]
+        report.figures[scope] = _figures(videos, scores[:, chosen], [rows[j].label for j in chosen], grow, overlap)
+    return report
+
+
+def _figures(
+    videos: Sequence[_Video], scores: np.ndarray, labels: Sequence[str], grow: float, overlap: float
+) -> dict[str, dict[str, float]]:
+    grounding_preds, grounding_truths = [], []
+    corpus_preds, corpus_truths = [], []
+    chance_grounding: dict[str, list[float]] = defaultdict(list)
+    chance_corpus: dict[str, list[float]] = defaultdict(list)
+    for q, label in enumerate(labels):
+        everywhere: list[tuple[float, VideoSpan]] = []
+        truths = [t for v in videos for t in v.truths.get(label, [])]
+        for v in videos:
+            moments = merge_windows(v.spans, scores[v.rows, q].tolist(), grow, overlap, top=max(KS))
+            everywhere += [(m.score, (v.path, m.start, m.end)) for m in moments]
+            if label in v.truths:
+                grounding_preds.append([(v.path, m.start, m.end) for m in moments])
+                grounding_truths.append(v.truths[label])
+                for k in KS:
+                    for t in IOUS:
+                        right = _right_windows(v, v.truths[label], t)
+                        chance_grounding[f"R@{k} IoU{t}"].append(chance_recall(len(v.spans), right, k))
+        everywhere.sort(key=lambda x: -x[0])
+        corpus_preds.append([span for _, span in everywhere[: max(KS)]])
+        corpus_truths.append(truths)
+        n_all = sum(len(v.spans) for v in videos)
+        for k in KS:
+            for t in IOUS:
+                right = sum(_right_windows(v, v.truths.get(label, []), t) for v in videos)
+                chance_corpus[f"R@{k} IoU{t}"].append(chance_recall(n_all, right, k))
+    metrics = [(k, t) for k in KS for t in IOUS]
+    return {
+        "FMN, within the video": {
+            f"R@{k} IoU{t}": recall_at_iou(grounding_preds, grounding_truths, k, t) for k, t in metrics
+        },
+        "every window equally likely, within": {m: float(np.mean(v)) for m, v in chance_grounding.items()},
+        "FMN, across the library": {
+            f"R@{k} IoU{t}": recall_at_iou(corpus_preds, corpus_truths, k, t) for k, t in metrics
+        },
+        "every window equally likely, across": {m: float(np.mean(v)) for m, v in chance_corpus.items()},
+    }
+
+
+def _right_windows(video: _Video, truths: Sequence[VideoSpan], iou: float) -> int:
+    return sum(any(temporal_iou(span, t[1:]) >= iou for t in truths) for span in video.spans)
+
+
+__all__ = ["IOUS", "KS", "MomentReport", "evaluate_moments"]
