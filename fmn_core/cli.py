@@ -226,7 +226,7 @@ def _eval_moments(model: Any, args: argparse.Namespace) -> int:
 
     bars = _StageBars()
     report = evaluate_moments(
-        model, args.manifest, args.split, args.window, args.hop, jobs=args.jobs,
+        model, args.manifest, args.split, args.window, args.hop, grow=args.grow, jobs=args.jobs,
         progress=lambda what, done, total: bars(what, done, total),
     )  # fmt: skip
     print(f"{model.name} on {args.manifest}, split {args.split}, windows {args.window:g} s every {args.hop:g} s: "
@@ -494,6 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--window", type=float, default=4.0, help="with --moments: window length in seconds (4)")
     p.add_argument("--hop", type=float, default=1.0, help="with --moments: window hop in seconds (1)")
+    p.add_argument(
+        "--grow",
+        type=float,
+        default=0.0,
+        help="with --moments: a moment takes in neighbouring windows scoring within this of its best (0: none)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--jobs", type=int, default=None, help="decoding processes (default: all cores)")
     p.set_defaults(func=_cmd_eval)

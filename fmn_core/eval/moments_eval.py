@@ -168,7 +168,7 @@ def evaluate_moments(
     split: str = "test",
     length: float = 4.0,
     hop: float = 1.0,
-    grow: float = 0.5,
+    grow: float = 0.0,
     overlap: float = 0.3,
     jobs: int | None = None,
     progress: Progress | None = None,

@@ -61,7 +61,7 @@ def temporal_iou(a: Span, b: Span) -> float:
 
 
 def merge_windows(
-    spans: Sequence[Span], scores: Sequence[float], grow: float = 0.5, overlap: float = 0.3, top: int | None = None
+    spans: Sequence[Span], scores: Sequence[float], grow: float = 0.0, overlap: float = 0.3, top: int | None = None
 ) -> list[Moment]:
     """Temporal non-maximum suppression over one video's windows, best moment first.
 
@@ -69,8 +69,10 @@ def merge_windows(
         spans: the windows, in time order.
         scores: one score per window (higher is better; any scale, e.g. the ranking logit).
         grow: a moment takes in a contiguous neighbour while the neighbour scores at least the
-            best window's score minus ``grow`` (so a long action is one moment, not a run of
-            windows each as good as the next).
+            best window's score minus ``grow`` (so a long action can be one moment, not a run of
+            windows each as good as the next). 0, the default, was chosen on validation recipes:
+            the shipped model's window scores are flat enough that any growth swallows idle
+            stretches (docs/benchmarks.md, "Moments in long videos").
         overlap: windows whose IoU with a chosen moment reaches this are suppressed; a window
             that overlaps it less (a separate peak just beside it) may become a moment of its own.
         top: stop after this many moments (None: until every window is used).
