@@ -492,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: find the moment each spoken query describes inside long videos (segment rows), "
         "R@1/R@5 at IoU 0.3/0.5/0.7 within a video and across the library",
     )
-    p.add_argument("--window", type=float, default=4.0, help="with --moments: window length in seconds (4)")
+    p.add_argument("--window", type=float, default=5.0, help="with --moments: window length in seconds (5)")
     p.add_argument("--hop", type=float, default=1.0, help="with --moments: window hop in seconds (1)")
     p.add_argument(
         "--grow",

@@ -166,7 +166,7 @@ def evaluate_moments(
     model: FMNModel,
     manifest_path: str | os.PathLike[str],
     split: str = "test",
-    length: float = 4.0,
+    length: float = 5.0,
     hop: float = 1.0,
     grow: float = 0.0,
     overlap: float = 0.3,
