@@ -226,7 +226,7 @@ def _eval_moments(model: Any, args: argparse.Namespace) -> int:
 
     bars = _StageBars()
     report = evaluate_moments(
-        model, args.manifest, args.split, args.window, args.hop, grow=args.grow, jobs=args.jobs,
+        model, args.manifest, args.split, args.window, args.hop, grow=args.grow, jobs=args.jobs, strip=args.plot,
         progress=lambda what, done, total: bars(what, done, total),
     )  # fmt: skip
     print(f"{model.name} on {args.manifest}, split {args.split}, windows {args.window:g} s every {args.hop:g} s: "
@@ -485,7 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ablations", action="store_true", help="add the FMN ablations (no memory, paper readings)")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
-    p.add_argument("--plot", type=Path, metavar="PNG", help="also draw R@k against k for every method")
+    p.add_argument(
+        "--plot", type=Path, metavar="PNG", help="also draw R@k against k (with --moments: a query's score strip)"
+    )
     p.add_argument(
         "--moments",
         action="store_true",

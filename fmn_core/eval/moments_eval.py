@@ -172,8 +172,12 @@ def evaluate_moments(
     overlap: float = 0.3,
     jobs: int | None = None,
     progress: Progress | None = None,
+    strip: str | os.PathLike[str] | None = None,
 ) -> MomentReport:
     """The protocol of the module docstring on one split of a manifest.
+
+    ``strip``: also draw, to this PNG, the first English query's window scores over the first
+    video that shows its class, against the annotated segments.
 
     Raises:
         FmnError: the split has no segment rows, or no speech of their classes.
@@ -197,6 +201,8 @@ def evaluate_moments(
         counts={"videos": len(videos), "windows": len(v_raw), "segments": len(segments), "queries": len(rows)},
         window=(length, hop),
     )
+    if strip is not None:
+        _draw_first_strip(Path(strip), videos, scores, rows)
     for scope in ["all", *sorted({r.lang for r in rows if r.lang})]:
         chosen = [j for j, r in enumerate(rows) if scope == "all" or r.lang == scope]
         report.figures[scope] = _figures(videos, scores[:, chosen], [rows[j].label for j in chosen], grow, overlap)
@@ -242,6 +248,52 @@ def _figures(
         },
         "every window equally likely, across": {m: float(np.mean(v)) for m, v in chance_corpus.items()},
     }
+
+
+def _draw_first_strip(path: Path, videos: Sequence[_Video], scores: np.ndarray, rows: Sequence[ManifestRow]) -> None:
+    video = videos[0]
+    q = next(
+        (j for j, r in enumerate(rows) if r.label in video.truths and r.lang in ("en", "")),
+        next((j for j, r in enumerate(rows) if r.label in video.truths), None),
+    )
+    if q is None:
+        return
+    draw_strip(path, video.spans, scores[video.rows, q], video.truths[rows[q].label], rows[q].text or rows[q].label)
+
+
+def draw_strip(
+    path: Path, spans: Sequence[tuple[float, float]], scores: np.ndarray, truths: Sequence[VideoSpan], query: str
+) -> None:
+    """A query's window scores over one video (a point per window, at its centre) against the
+    annotated segments (green) and the best moment (blue), as a PNG."""
+    import cv2
+
+    from fmn_core.eval.plot import _text
+
+    w, h, left, right, top, bottom = 960, 240, 50, 20, 40, 36
+    img = np.full((h, w, 3), 255, np.uint8)
+    end = max(e for _, e in spans)
+    lo, hi = float(np.min(scores)), float(np.max(scores))
+
+    def x(t: float) -> int:
+        return int(left + (w - left - right) * t / end)
+
+    def y(v: float) -> int:
+        return int(h - bottom - (h - top - bottom) * (v - lo) / max(hi - lo, 1e-9))
+
+    for _, s, e in truths:
+        cv2.rectangle(img, (x(s), top), (x(e), h - bottom), (200, 235, 200), -1)
+    best = merge_windows(spans, scores.tolist(), top=1)[0]
+    cv2.rectangle(img, (x(best.start), top - 8), (x(best.end), top - 3), (213, 123, 58), -1)
+    points = np.array([(x((s + e) / 2), y(v)) for (s, e), v in zip(spans, scores, strict=True)], np.int32)
+    cv2.polylines(img, [points], False, (60, 60, 60), 1, cv2.LINE_AA)
+    cv2.line(img, (left, h - bottom), (w - right, h - bottom), (120, 120, 120), 1)
+    for t in range(0, int(end) + 1, 10):
+        cv2.line(img, (x(t), h - bottom), (x(t), h - bottom + 4), (120, 120, 120), 1)
+        _text(img, f"{t // 60}:{t % 60:02d}", (x(t) - 12, h - bottom + 18), 0.4)
+    _text(img, f'query: "{query}"  (green: annotated steps of its class; blue: the best moment; line: window scores)',
+          (left, 18), 0.45)  # fmt: skip
+    cv2.imwrite(str(path), img)
 
 
 def _right_windows(video: _Video, truths: Sequence[VideoSpan], iou: float) -> int:

@@ -73,8 +73,13 @@ def test_moment_retrieval_reports_every_protocol_beside_chance(
         assert all(0.0 <= v <= 1.0 for v in method.values()) and len(method) == 6
         assert method["R@5 IoU0.3"] >= method["R@1 IoU0.3"] >= method["R@1 IoU0.7"]
     argv = ["eval", "--moments", "--model", str(model_dir), "--manifest", str(recipes / "manifest.csv"),
-            "--window", "2", "--json", str(tmp_path / "m.json"), "--jobs", "1"]  # fmt: skip
+            "--window", "2", "--json", str(tmp_path / "m.json"), "--jobs", "1",
+            "--plot", str(tmp_path / "s.png")]  # fmt: skip
     assert main(argv) == 0
+    import cv2
+
+    strip = cv2.imread(str(tmp_path / "s.png"))
+    assert strip is not None and strip.shape[1] == 960 and (strip < 250).any()
     assert "R@1 IoU0.5" in capsys.readouterr().out
     assert json.loads((tmp_path / "m.json").read_text())["counts"]["videos"] == 2
 
