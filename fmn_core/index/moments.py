@@ -70,9 +70,8 @@ def merge_windows(
         scores: one score per window (higher is better; any scale, e.g. the ranking logit).
         grow: a moment takes in a contiguous neighbour while the neighbour scores at least the
             best window's score minus ``grow`` (so a long action can be one moment, not a run of
-            windows each as good as the next). 0, the default, was chosen on validation recipes:
-            the shipped model's window scores are flat enough that any growth swallows idle
-            stretches (docs/benchmarks.md, "Moments in long videos").
+            windows each as good as the next). 0, the default, was chosen on validation recipes,
+            where every growth made the figures worse (docs/benchmarks.md, "Moments in long videos").
         overlap: windows whose IoU with a chosen moment reaches this are suppressed; a window
             that overlaps it less (a separate peak just beside it) may become a moment of its own.
         top: stop after this many moments (None: until every window is used).
