@@ -19,6 +19,7 @@ ranking that knows nothing).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -35,6 +36,8 @@ from fmn_core.manifest import ManifestRow, read_manifest
 
 if TYPE_CHECKING:
     from fmn_core.inference import FMNModel
+
+log = logging.getLogger(__name__)
 
 IOUS = (0.3, 0.5, 0.7)
 KS = (1, 5)
@@ -98,11 +101,17 @@ def _videos(manifest: Any, segments: Sequence[ManifestRow], length: float, hop: 
     return videos
 
 
-def window_clips(path: str, spans: Sequence[tuple[float, float]], cfg: Any) -> np.ndarray:
-    """Every window's clip, ``(n, 3, T, S, S)`` uint8, from one pass over the file.
+def window_clips(path: str, spans: Sequence[tuple[float, float]], cfg: Any) -> tuple[np.ndarray, int]:
+    """Every window's clip, ``(n, 3, T, S, S)`` uint8, from one pass over the file, and how many
+    of the sampled frames could not be read.
 
     Decoding each window on its own would read the file from its start up to the window again
-    and again; here each frame is read once, and resized once if any window samples it.
+    and again; here each frame is read once, and resized once if any window samples it. A frame
+    that cannot be read (a broken stretch, a file shorter than its header says) is replaced by
+    the last good one and counted, so one bad stretch costs its windows, not the whole video.
+
+    Raises:
+        MediaError: not even the first sampled frame can be read.
     """
     import cv2
 
@@ -117,24 +126,27 @@ def window_clips(path: str, spans: Sequence[tuple[float, float]], cfg: Any) -> n
         wanted.append(first + even_indices(last - first, cfg.frames))
     needed = sorted({int(i) for w in wanted for i in w})
     kept: dict[int, torch.Tensor] = {}
+    missing = 0
     capture = cv2.VideoCapture(path)
     try:
         index, last_good = 0, None
         for i in needed:
+            read = False
             while index <= i:
                 if not capture.grab():
                     break
                 if index == i:
                     ok, frame = capture.retrieve()
                     if ok:
-                        last_good = frames_to_uint8(frame[None], cfg)[:, 0]
+                        last_good, read = frames_to_uint8(frame[None], cfg)[:, 0], True
                 index += 1
             if last_good is None:
                 raise MediaError(f"{path}: no frame could be read up to frame {i}")
-            kept[i] = last_good  # a frame past a broken stretch repeats the last good one
+            missing += not read
+            kept[i] = last_good
     finally:
         capture.release()
-    return np.stack([torch.stack([kept[int(i)] for i in w], dim=1).numpy() for w in wanted])
+    return np.stack([torch.stack([kept[int(i)] for i in w], dim=1).numpy() for w in wanted]), missing
 
 
 def _encode_windows(
@@ -152,7 +164,13 @@ def _encode_windows(
     ) as pool:
         futures = [pool.submit(window_clips, v.path, v.spans, model.video_frontend) for v in videos]
         for n, future in enumerate(futures):
-            clips = torch.from_numpy(future.result())
+            array, missing = future.result()
+            if missing:
+                log.warning(
+                    "%s: %d sampled frames could not be read (a broken stretch?); the last good frame stands in",
+                    videos[n].path, missing,
+                )  # fmt: skip
+            clips = torch.from_numpy(array)
             # normalised float clips are 4x the uint8 ones: encoded in batches
             out[n] = torch.cat(
                 [model.video_raw_from_clips(normalize_clip(clips[i : i + 64])) for i in range(0, len(clips), 64)]

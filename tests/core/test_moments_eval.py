@@ -53,7 +53,8 @@ def test_window_clips_match_decoding_each_window(recipes: Path, model_dir: Path)
     model = FMNModel.load(model_dir)
     path = str(recipes / "recipes" / "recipe_000.mp4")
     spans = [(0.0, 2.0), (1.0, 3.0), (2.5, 4.5)]
-    together = window_clips(path, spans, model.video_frontend)
+    together, missing = window_clips(path, spans, model.video_frontend)
+    assert missing == 0
     for clip, span in zip(together, spans, strict=True):
         assert np.array_equal(clip, decode_clip(path, model.video_frontend, span).numpy())
 
@@ -82,6 +83,23 @@ def test_moment_retrieval_reports_every_protocol_beside_chance(
     assert strip is not None and strip.shape[1] == 960 and (strip < 250).any()
     assert "R@1 IoU0.5" in capsys.readouterr().out
     assert json.loads((tmp_path / "m.json").read_text())["counts"]["videos"] == 2
+
+
+def test_a_broken_stretch_costs_its_frames_not_the_video(recipes: Path, model_dir: Path, tmp_path: Path) -> None:
+    model = FMNModel.load(model_dir)
+    whole = bytearray((recipes / "recipes" / "recipe_000.mp4").read_bytes())
+    damaged = tmp_path / "damaged.mp4"
+    third = len(whole) // 3
+    whole[third : third + len(whole) // 10] = bytes(len(whole) // 10)  # a stretch of the picture data zeroed
+    damaged.write_bytes(bytes(whole))
+    clips, missing = window_clips(str(damaged), [(0.0, 1.0), (3.0, 4.0), (5.0, 6.0)], model.video_frontend)
+    assert clips.shape[0] == 3 and missing >= 0  # decoded as far as it can be: never a crash
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(bytes(whole[: len(whole) // 2]))  # its index (at the end) is gone: nothing to read
+    from fmn_core.media.errors import MediaError
+
+    with pytest.raises(MediaError, match="truncated.mp4"):
+        window_clips(str(truncated), [(0.0, 1.0)], model.video_frontend)
 
 
 def test_a_manifest_without_segments_is_refused(tiny_corpus: Path, model_dir: Path) -> None:
