@@ -80,6 +80,8 @@ class FMNModel:
         class_names: the labels it was trained on (informative: retrieval works on any label).
         extra: everything else its checkpoint carries (training details, validation metrics).
         path: where it was loaded from (None when built in memory).
+        checkpoint_digest: the file's hash as the index computes it, once known (the index keeps
+            it by the file's size and time, so a library's model is not read twice to check it).
     """
 
     net: FeatureMemoryNetwork
@@ -89,6 +91,7 @@ class FMNModel:
     class_names: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    checkpoint_digest: str | None = field(default=None, compare=False)  # the checkpoint file's blake2b, once known
 
     def __post_init__(self) -> None:
         if self.video_frontend is None:
@@ -163,7 +166,13 @@ class FMNModel:
         from fmn_core.index.store import file_hash
 
         path = self.path
-        return load_calibration(path, lambda: file_hash(path))
+
+        def digest() -> str:
+            if self.checkpoint_digest is None:
+                self.checkpoint_digest = file_hash(path)
+            return self.checkpoint_digest
+
+        return load_calibration(path, digest)
 
     @property
     def name(self) -> str:

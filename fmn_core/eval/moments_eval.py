@@ -115,14 +115,14 @@ def window_clips(path: str, spans: Sequence[tuple[float, float]], cfg: Any) -> t
     """
     import cv2
 
-    from fmn_core.features.video import even_indices, frames_to_uint8
+    from fmn_core.features.video import even_indices, frames_to_uint8, segment_frames
     from fmn_core.media.errors import MediaError
     from fmn_core.media.video_io import probe_video
 
-    fps = probe_video(path).fps or 25.0
+    info = probe_video(path)
     wanted = []
-    for start, end in spans:
-        first, last = int(round(start * fps)), max(int(round(end * fps)), int(round(start * fps)) + 1)
+    for span in spans:
+        first, last = segment_frames(span, info.fps, info.frames)  # the frames decode_clip samples for it
         wanted.append(first + even_indices(last - first, cfg.frames))
     needed = sorted({int(i) for w in wanted for i in w})
     kept: dict[int, torch.Tensor] = {}

@@ -57,7 +57,7 @@ def _decode_sampled(path: Path, t: int, max_frames: int, segment: Segment | None
         n_file, fps = info.frames, info.fps
     except MediaError:
         n_file, fps = 0, 0.0
-    first, last = _frame_range(segment, fps, n_file)
+    first, last = segment_frames(segment, fps, n_file)
     last = min(last, first + max_frames) if last else first + max_frames
     if n_file < 1 or last <= first:
         frames = read_frames(path, max_frames=last)[first:]
@@ -86,7 +86,7 @@ def _decode_sampled(path: Path, t: int, max_frames: int, segment: Segment | None
     return np.stack([kept[i] for i in wanted.tolist()])
 
 
-def _frame_range(segment: Segment | None, fps: float, n_file: int) -> tuple[int, int]:
+def segment_frames(segment: Segment | None, fps: float, n_file: int) -> tuple[int, int]:
     """``[first, last)`` frame indices of a segment (the whole file without one; last 0: unknown)."""
     if segment is None:
         return 0, n_file

@@ -174,9 +174,10 @@ def model_identity(model: FMNModel, store: Store | None = None) -> dict[str, Any
         if cached is not None and cached.startswith(stamp + "|"):
             digest = cached.rsplit("|", 1)[1]
         else:
-            digest = file_hash(model.path)
+            digest = model.checkpoint_digest or file_hash(model.path)
             if store is not None:
                 store.set_meta("model_file", f"{stamp}|{digest}")
+        model.checkpoint_digest = digest  # the calibration checks it: one hash of the file per process at most
     else:
         import hashlib
 
@@ -482,11 +483,14 @@ class Retriever:
                 # The evaluation's order (FMNModel.ranking_scores), not S itself: S saturates in float32.
                 order = np.argsort(-flat(ranking), kind="stable")[:top]
                 s, s1, mem, slot = flat(out.s), flat(out.s1), flat(out.memory), flat(out.slot)
-                sure = fit.confidence(flat(ranking)[order]) if fit is not None else [None] * len(order)
+                sure = fit.confidence(flat(ranking)[order]) if fit is not None else None
                 hits = [
-                    Hit(col.items[rows[j]], rank + 1, float(s[j]), float(s1[j]), float(mem[j]), int(slot[j]), c)
-                    for rank, (j, c) in enumerate(zip(order, map(_float_or_none, sure), strict=True))
-                ]
+                    Hit(
+                        col.items[rows[j]], rank + 1, float(s[j]), float(s1[j]), float(mem[j]), int(slot[j]),
+                        None if sure is None else float(sure[rank]),
+                    )
+                    for rank, j in enumerate(order)
+                ]  # fmt: skip
             memory_vector = self._own_bank(query.modality).memory_vector(q_raw.to(self.model.device))[0].cpu().numpy()
             seconds = time.perf_counter() - start
             if self.auto_update and hits and hits[0].s1 > self.model.net.memory.t1:
@@ -657,10 +661,6 @@ def recorded_model(library: str | os.PathLike[str]) -> Path | None:
                 return None
             return Path(value) if value and Path(value).is_file() else None
     return None
-
-
-def _float_or_none(x: Any) -> float | None:
-    return None if x is None else float(x)
 
 
 def detect_modality(path: Path) -> str:
