@@ -60,6 +60,7 @@ class LibraryEntry:
     modality: str  # 'video' or 'speech'
     label: str | None
     text: str | None
+    segment: bool = False  # a manifest row that is a stretch of its file (the index encodes the whole file)
 
 
 @dataclass
@@ -122,13 +123,9 @@ def scan_library(library: str | os.PathLike[str]) -> list[LibraryEntry]:
     manifest_path = library / MANIFEST_NAME
     if manifest_path.is_file():
         manifest = read_manifest(manifest_path)
-        segmented = sum(1 for r in manifest.rows if r.segment is not None)
-        if segmented:  # training and eval read them; the index's moments are still to come
-            log.warning(
-                "%s: %d rows are segments (start/end); the index encodes their whole files", manifest_path, segmented
-            )
         return [
-            LibraryEntry(r.id, manifest.resolve(r), r.modality, r.label or None, r.text or None) for r in manifest.rows
+            LibraryEntry(r.id, manifest.resolve(r), r.modality, r.label or None, r.text or None, r.segment is not None)
+            for r in manifest.rows
         ]
     # Strings, not Path operations, per file: re-opening a 10k-item library spends its time here.
     root = str(library)
@@ -397,6 +394,11 @@ class Indexer:
         start = time.perf_counter()
         library = self.store.library
         entries = scan_library(library) if entries is None else entries
+        segmented = sum(e.segment for e in entries)
+        if segmented:  # training and eval read segments; the index's moments are still to come
+            log.warning(
+                "%s: %d items are segments (start/end); the index encodes their whole files", library, segmented
+            )
         report = IndexReport(total=len(entries))
         rows = self.store.rows()
         work, touched, missing = _plan(library, rows, entries, report)
