@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -282,3 +283,21 @@ def test_search_writes_csv_and_playlists(
     assert lines[0] == "#EXTM3U" and [Path(p).name for p in lines if not p.startswith("#")] == [
         Path(r["path"]).name for r in rows
     ]
+
+
+def test_search_output_to_a_closed_pipe_ends_quietly(retriever: Retriever, library: Path, model_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    speech = retriever.items("speech")[0].path
+    cmd = [sys.executable, "-m", "fmn_core.cli", "search", "--index", str(library), "--model", str(model_dir),
+           "--audio", str(speech), "--json", "--no-transcript"]  # fmt: skip
+    # `| head`: the reader is gone before the JSON is written (its end of the pipe is closed)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(cmd, stdout=write_end, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(write_end)
+    err = done.stderr.decode()
+    assert done.returncode == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
