@@ -225,6 +225,9 @@ def _eval_moments(model: Any, args: argparse.Namespace) -> int:
     from fmn_core.eval.moments_eval import evaluate_moments
 
     bars = _StageBars()
+    # the windows the index would use, unless asked otherwise
+    args.window = args.window if args.window is not None else model.video_frontend.window
+    args.hop = args.hop if args.hop is not None else model.video_frontend.hop
     report = evaluate_moments(
         model, args.manifest, args.split, args.window, args.hop, grow=args.grow, jobs=args.jobs, strip=args.plot,
         progress=lambda what, done, total: bars(what, done, total),
@@ -494,8 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: find the moment each spoken query describes inside long videos (segment rows), "
         "R@1/R@5 at IoU 0.3/0.5/0.7 within a video and across the library",
     )
-    p.add_argument("--window", type=float, default=5.0, help="with --moments: window length in seconds (5)")
-    p.add_argument("--hop", type=float, default=1.0, help="with --moments: window hop in seconds (1)")
+    p.add_argument(
+        "--window", type=float, help="with --moments: window length in seconds (default: the model's, as the index)"
+    )
+    p.add_argument("--hop", type=float, help="with --moments: window hop in seconds (default: the model's)")
     p.add_argument(
         "--grow",
         type=float,

@@ -101,61 +101,13 @@ def _videos(manifest: Any, segments: Sequence[ManifestRow], length: float, hop: 
     return videos
 
 
-def window_clips(path: str, spans: Sequence[tuple[float, float]], cfg: Any) -> tuple[np.ndarray, int]:
-    """Every window's clip, ``(n, 3, T, S, S)`` uint8, from one pass over the file, and how many
-    of the sampled frames could not be read.
-
-    Decoding each window on its own would read the file from its start up to the window again
-    and again; here each frame is read once, and resized once if any window samples it. A frame
-    that cannot be read (a broken stretch, a file shorter than its header says) is replaced by
-    the last good one and counted, so one bad stretch costs its windows, not the whole video.
-
-    Raises:
-        MediaError: not even the first sampled frame can be read.
-    """
-    import cv2
-
-    from fmn_core.features.video import even_indices, frames_to_uint8, segment_frames
-    from fmn_core.media.errors import MediaError
-    from fmn_core.media.video_io import probe_video
-
-    info = probe_video(path)
-    wanted = []
-    for span in spans:
-        first, last = segment_frames(span, info.fps, info.frames)  # the frames decode_clip samples for it
-        wanted.append(first + even_indices(last - first, cfg.frames))
-    needed = sorted({int(i) for w in wanted for i in w})
-    kept: dict[int, torch.Tensor] = {}
-    missing = 0
-    capture = cv2.VideoCapture(path)
-    try:
-        index, last_good = 0, None
-        for i in needed:
-            read = False
-            while index <= i:
-                if not capture.grab():
-                    break
-                if index == i:
-                    ok, frame = capture.retrieve()
-                    if ok:
-                        last_good, read = frames_to_uint8(frame[None], cfg)[:, 0], True
-                index += 1
-            if last_good is None:
-                raise MediaError(f"{path}: no frame could be read up to frame {i}")
-            missing += not read
-            kept[i] = last_good
-    finally:
-        capture.release()
-    return np.stack([torch.stack([kept[int(i)] for i in w], dim=1).numpy() for w in wanted]), missing
-
-
 def _encode_windows(
     model: FMNModel, videos: Sequence[_Video], jobs: int | None, progress: Progress | None
 ) -> torch.Tensor:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from fmn_core.features.video import normalize_clip
+    from fmn_core.features.video import normalize_clip, window_clips
 
     out: list[torch.Tensor] = [torch.empty(0)] * len(videos)
     ctx = multiprocessing.get_context("forkserver")  # as training's decoding pools: never fork a threaded process
@@ -164,13 +116,13 @@ def _encode_windows(
     ) as pool:
         futures = [pool.submit(window_clips, v.path, v.spans, model.video_frontend) for v in videos]
         for n, future in enumerate(futures):
-            array, missing = future.result()
-            if missing:
+            decoded = future.result()
+            if decoded.missing:
                 log.warning(
                     "%s: %d sampled frames could not be read (a broken stretch?); the last good frame stands in",
-                    videos[n].path, missing,
+                    videos[n].path, decoded.missing,
                 )  # fmt: skip
-            clips = torch.from_numpy(array)
+            clips = torch.from_numpy(decoded.clips)
             # normalised float clips are 4x the uint8 ones: encoded in batches
             out[n] = torch.cat(
                 [model.video_raw_from_clips(normalize_clip(clips[i : i + 64])) for i in range(0, len(clips), 64)]

@@ -8,6 +8,7 @@ it expects.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +35,14 @@ class VideoFrontEndConfig:
     size: int = 96  # S: output frames are S x S
     crop: bool = False  # True: short side to S then centre crop (I3D's recipe); False: squash the whole frame
     max_decode_frames: int = 3000  # longer files are sampled from their first 3000 frames (2 min at 25 fps)
+    # Moments: a video longer than two windows is indexed as windows of `window` seconds every
+    # `hop` seconds, each sampled like a clip (5 s / 1 s chosen on validation recipes, docs/benchmarks.md).
+    window: float = 5.0
+    hop: float = 1.0
+
+    def windowed(self, duration: float) -> bool:
+        """Whether a video of ``duration`` seconds is indexed and searched as windows (moments)."""
+        return duration > 2 * self.window
 
 
 def even_indices(n_frames: int, t: int) -> np.ndarray:
@@ -104,6 +113,81 @@ def _describe(segment: Segment | None) -> str:
         return "the file"
     start, end = segment
     return f"the segment {start:g}–{end:g} s" if end is not None else f"the segment from {start:g} s"
+
+
+@dataclass
+class WindowClips:
+    """The clips of a video's windows, decoded in one pass (see :func:`window_clips`)."""
+
+    clips: np.ndarray  # (n, 3, T, S, S) uint8 RGB, one clip per window
+    missing: int  # sampled frames that could not be read (a broken stretch); the last good one stood in
+    middles: dict[int, np.ndarray]  # window position -> its middle sampled frame, full size BGR (those asked for)
+
+
+def window_clips(
+    path: str | os.PathLike[str],
+    spans: Sequence[tuple[float, float]],
+    cfg: VideoFrontEndConfig,
+    middles: Collection[int] = (),
+) -> WindowClips:
+    """Every window's clip from one pass over the stretch of the file the windows cover.
+
+    Decoding each window on its own would read the file up to the window again and again; here
+    the reader seeks to the first frame any window samples, each frame is read once and resized
+    once if any window samples it. A frame that cannot be read (a broken stretch, a file shorter
+    than its header says) is replaced by the last good one and counted, so one bad stretch costs
+    its windows, not the whole video. The frames are those :func:`decode_clip` samples for each
+    window as a segment.
+
+    Args:
+        path: the video.
+        spans: the windows, ``(start, end)`` seconds, in time order.
+        cfg: frames per window and their size.
+        middles: positions of the windows whose middle frame to keep at full size (thumbnails).
+
+    Raises:
+        MediaError: not a readable video, or not even the first sampled frame can be read.
+    """
+    info = probe_video(path)
+    wanted = []
+    for span in spans:
+        first, last = segment_frames(span, info.fps, info.frames)
+        wanted.append(first + even_indices(last - first, cfg.frames))
+    needed = sorted({int(i) for w in wanted for i in w})
+    full_size = {int(wanted[p][len(wanted[p]) // 2]) for p in middles}
+    kept: dict[int, torch.Tensor] = {}
+    big: dict[int, np.ndarray] = {}
+    missing = 0
+    capture = cv2.VideoCapture(str(path))
+    try:
+        index = 0
+        if needed and needed[0] > 0 and capture.set(cv2.CAP_PROP_POS_FRAMES, needed[0]):
+            index = int(capture.get(cv2.CAP_PROP_POS_FRAMES))  # where the seek landed (a keyframe or the frame)
+            if index > needed[0]:  # overshot: read from the start instead
+                capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                index = 0
+        last_good: torch.Tensor | None = None
+        last_frame: np.ndarray | None = None
+        for i in needed:
+            read = False
+            while index <= i:
+                if not capture.grab():
+                    break
+                if index == i:
+                    ok, frame = capture.retrieve()
+                    if ok:
+                        last_good, last_frame, read = frames_to_uint8(frame[None], cfg)[:, 0], frame, True
+                index += 1
+            if last_good is None or last_frame is None:
+                raise MediaError(f"{path}: no frame could be read up to frame {i}")
+            missing += not read
+            kept[i] = last_good
+            if i in full_size:
+                big[i] = last_frame
+    finally:
+        capture.release()
+    clips = np.stack([torch.stack([kept[int(i)] for i in w], dim=1).numpy() for w in wanted])
+    return WindowClips(clips, missing, {p: big[int(wanted[p][len(wanted[p]) // 2])] for p in middles})
 
 
 def frames_to_uint8(frames: np.ndarray, cfg: VideoFrontEndConfig) -> torch.Tensor:

@@ -185,6 +185,7 @@ def _transcript(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def _print_result(result: SearchResult) -> None:
     from fmn_core.eval.calibration import describe
+    from fmn_core.index.moments import span_text
 
     q = result.query
     print(f"query: {q.modality} {q.source} -> {len(result.hits)} hits in {result.seconds * 1000:.1f} ms")
@@ -196,6 +197,8 @@ def _print_result(result: SearchResult) -> None:
     for h in result.hits:
         slot = str(h.slot) if h.slot >= 0 else "-"
         what = h.item.text or str(h.item.path)
+        if h.span is not None:
+            what = f"{span_text(h.span)}  {what}"
         sure = f"{h.confidence:4.0%} {describe(h.confidence, result.threshold)}" if h.confidence is not None else "-"
         print(
             f"{h.rank:>4}  {sure:>13}  {h.s:>7.4f}  {h.s1:>7.4f}  {h.memory:>6.3f}  {slot:>4}  {h.item.id:<28} "

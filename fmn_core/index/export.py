@@ -13,12 +13,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fmn_core.index.moments import span_text
+
 if TYPE_CHECKING:
     from fmn_core.index.retriever import SearchResult
 
 FORMATS = ("text", "json", "csv", "m3u")  # text: the terminal's table (fmn search only)
 FILE_FORMATS = {"json": ".json", "csv": ".csv", "m3u": ".m3u"}
-CSV_COLUMNS = ("rank", "id", "modality", "label", "confidence", "s", "s1", "memory", "slot", "path", "text")
+CSV_COLUMNS = (
+    "rank", "id", "modality", "label", "confidence", "s", "s1", "memory", "slot", "path", "text", "start", "end"
+)  # fmt: skip
 
 
 def result_dict(result: SearchResult, library: Path | None, model: str) -> dict[str, Any]:
@@ -45,6 +49,8 @@ def result_dict(result: SearchResult, library: Path | None, model: str) -> dict[
                 "memory": h.memory,
                 "slot": h.slot,
                 "confidence": h.confidence,
+                "start": h.start,  # a moment of a long video, in seconds; null: the whole file
+                "end": h.end,
             }
             for h in result.hits
         ],
@@ -65,17 +71,24 @@ def render(result: SearchResult, fmt: str, library: Path | None = None, model: s
         writer.writerow(CSV_COLUMNS)
         for h in result.hits:
             confidence = "" if h.confidence is None else f"{h.confidence:.4f}"
+            start, end = ("", "") if h.span is None else (f"{h.span[0]:.3f}", f"{h.span[1]:.3f}")
             writer.writerow(
                 (h.rank, h.item.id, h.item.modality, h.item.label or "", confidence, f"{h.s:.6f}", f"{h.s1:.6f}",
-                 f"{h.memory:.6f}", h.slot, str(h.item.path), h.item.text or "")
+                 f"{h.memory:.6f}", h.slot, str(h.item.path), h.item.text or "", start, end)
             )  # fmt: skip
         return out.getvalue()
     if fmt == "m3u":
-        # Extended M3U: players show the #EXTINF title; -1 = length unknown to the playlist.
+        # Extended M3U: players show the #EXTINF title; -1 = length unknown to the playlist. A
+        # moment's range goes in VLC's per-entry options (other players ignore them, playing the file).
         lines = ["#EXTM3U", f"#PLAYLIST:FMN Studio results for {Path(result.query.source).name}"]
         for h in result.hits:
-            title = " · ".join(x for x in (f"{h.rank}", h.item.label or "", h.item.text or Path(h.item.path).name) if x)
-            lines += [f"#EXTINF:-1,{title}", str(Path(h.item.path).resolve())]
+            moment = span_text(h.span) if h.span is not None else ""
+            name = h.item.text or Path(h.item.path).name
+            title = " · ".join(x for x in (f"{h.rank}", h.item.label or "", moment, name) if x)
+            lines.append(f"#EXTINF:-1,{title}")
+            if h.span is not None:
+                lines += [f"#EXTVLCOPT:start-time={h.span[0]:.3f}", f"#EXTVLCOPT:stop-time={h.span[1]:.3f}"]
+            lines.append(str(Path(h.item.path).resolve()))
         return "\n".join(lines) + "\n"
     raise ValueError(f"unknown export format {fmt!r}; known: {', '.join(FILE_FORMATS)}")
 

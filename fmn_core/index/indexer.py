@@ -7,7 +7,10 @@ library, its label the name of the folder it sits in.
 
 Indexing is incremental: a file whose size and modification time are unchanged is skipped; a
 changed file whose content hash is unchanged only has its times updated; anything else is
-decoded and encoded again; items whose files are gone are dropped. Decoding (video frames,
+decoded and encoded again; items whose files are gone are dropped. A video longer than two
+windows (``VideoFrontEndConfig.windowed``) is indexed as overlapping windows, searched as moments:
+it is decoded a stretch of about a minute at a time, so memory does not grow with its length,
+and written with all its windows at once when its last stretch is encoded. Decoding (video frames,
 MFCCs) runs in worker processes; encoding runs in this process with the model, in batches; each
 batch is committed on its own, so a run that is cancelled, crashes or is killed keeps every
 finished item and leaves a consistent index. A file that cannot be used (corrupt, empty, silent)
@@ -16,12 +19,14 @@ is recorded as failed with the reason; it never stops the run.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -32,7 +37,7 @@ import cv2
 import numpy as np
 
 from fmn_core.errors import FmnError
-from fmn_core.index.store import INDEX_DIRNAME, ItemRecord, Store, StoredItem, file_hash
+from fmn_core.index.store import INDEX_DIRNAME, ItemRecord, Store, StoredItem, WindowFeatures, file_hash
 from fmn_core.manifest import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, read_manifest
 
 if TYPE_CHECKING:
@@ -46,6 +51,7 @@ MANIFEST_NAME = "manifest.csv"
 THUMBNAIL_WIDTH = 160  # pixels; the thumbnail keeps the clip's aspect ratio
 WAVEFORM_PEAKS = 200  # peak values summarising a speech item's waveform
 _POOL_MIN_JOBS = 4  # fewer files than this are decoded here: starting workers would cost more
+WINDOW_CHUNK = 60  # windows of a long video decoded per job (~1 min of video at a 1 s hop; ~13 MB of frames)
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
@@ -60,7 +66,6 @@ class LibraryEntry:
     modality: str  # 'video' or 'speech'
     label: str | None
     text: str | None
-    segment: bool = False  # a manifest row that is a stretch of its file (the index encodes the whole file)
 
 
 @dataclass
@@ -73,6 +78,7 @@ class IndexReport:
     unchanged: int = 0  # items skipped
     removed: int = 0  # items dropped (file gone)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (id, reason) of items this run could not use
+    gaps: list[tuple[str, str]] = field(default_factory=list)  # (id, what) of videos indexed around unreadable frames
     pending: int = 0  # items still waiting to be encoded (a cancelled run)
     cancelled: bool = False
     seconds: float = 0.0
@@ -92,6 +98,8 @@ class IndexReport:
             f"{self.removed} removed",
             f"{len(self.failed)} failed",
         ]
+        if self.gaps:
+            parts.append(f"{len(self.gaps)} with unreadable stretches")
         if self.cancelled:
             parts.append(f"cancelled with {self.pending} to go")
         return ", ".join(parts) + f" ({self.seconds:.1f} s)"
@@ -123,10 +131,20 @@ def scan_library(library: str | os.PathLike[str]) -> list[LibraryEntry]:
     manifest_path = library / MANIFEST_NAME
     if manifest_path.is_file():
         manifest = read_manifest(manifest_path)
-        return [
-            LibraryEntry(r.id, manifest.resolve(r), r.modality, r.label or None, r.text or None, r.segment is not None)
+        entries = [
+            LibraryEntry(r.id, manifest.resolve(r), r.modality, r.label or None, r.text or None)
             for r in manifest.rows
+            if r.segment is None
         ]
+        # Rows that are segments (start/end) annotate a long file: the file is one item, indexed
+        # once and searched as moments, its id its path (as a folder scan would name it).
+        files = {e.path for e in entries}
+        for r in manifest.rows:
+            path = manifest.resolve(r)
+            if r.segment is not None and path not in files:
+                files.add(path)
+                entries.append(LibraryEntry(stored_path(library, path), path, r.modality, None, None))
+        return entries
     # Strings, not Path operations, per file: re-opening a 10k-item library spends its time here.
     root = str(library)
     entries = []
@@ -167,16 +185,33 @@ class _DecodeJob:
     modality: str
     video_frontend: VideoFrontEndConfig
     speech_frontend: SpeechFrontEndConfig
+    # A long video is several jobs, one per stretch of windows:
+    spans: tuple[tuple[float, float], ...] | None = None  # this stretch's windows (None: the file is one clip)
+    first: int = 0  # position of its first window in the video
+    part: int = 0  # which stretch, of `parts`
+    parts: int = 1
+    thumbs: tuple[int, ...] = ()  # positions (within the stretch) of windows that keep a thumbnail
+    duration: float = 0.0  # the video's, from the probe that planned the windows
 
 
 @dataclass
 class _Decoded:
     id: str
-    hash: str = ""
+    hash: str = ""  # a long video: set by its first stretch only
     duration: float = 0.0
     preview: bytes | None = None
-    payload: np.ndarray | None = None  # video: (3, T, S, S) uint8 RGB; speech: (L, F) float32 MFCCs
+    payload: np.ndarray | None = None  # video: (3, T, S, S) uint8 RGB, (n, 3, T, S, S) for windows; speech: (L, F)
     reason: str | None = None  # set when the file cannot be used
+    spans: tuple[tuple[float, float], ...] | None = None  # a stretch of a long video: its windows
+    first: int = 0
+    part: int = 0
+    parts: int = 1
+    previews: dict[int, bytes] = field(default_factory=dict)  # window position in the video -> JPEG
+    missing: int = 0  # sampled frames that could not be read
+
+
+def _decoded_for(job: _DecodeJob, **fields: Any) -> _Decoded:
+    return _Decoded(job.id, spans=job.spans, first=job.first, part=job.part, parts=job.parts, **fields)
 
 
 def _init_worker(parent_pid: int) -> None:
@@ -223,10 +258,13 @@ def decode_item(job: _DecodeJob) -> _Decoded:
     """Decode one file for the encoder, with its preview; failures are returned, never raised."""
     from fmn_core.errors import FmnError
 
-    out = _Decoded(job.id)
+    out = _decoded_for(job)
     try:
-        out.hash = file_hash(job.path)
-        if job.modality == "video":
+        if job.part == 0:
+            out.hash = file_hash(job.path)
+        if job.spans is not None:
+            _decode_windows(job, out)
+        elif job.modality == "video":
             _decode_video(job, out)
         else:
             _decode_speech(job, out)
@@ -256,6 +294,17 @@ def _decode_video(job: _DecodeJob, out: _Decoded) -> None:
     except MediaError:
         out.duration = 0.0
     out.preview = thumbnail_jpeg(frames[len(frames) // 2])
+
+
+def _decode_windows(job: _DecodeJob, out: _Decoded) -> None:
+    from fmn_core.features.video import window_clips
+
+    assert job.spans is not None
+    decoded = window_clips(job.path, job.spans, job.video_frontend, middles=job.thumbs)
+    out.payload = decoded.clips
+    out.missing = decoded.missing
+    out.duration = job.duration
+    out.previews = {job.first + p: thumbnail_jpeg(frame) for p, frame in decoded.middles.items()}
 
 
 def _decode_speech(job: _DecodeJob, out: _Decoded) -> None:
@@ -302,7 +351,11 @@ class _Work:
 
 
 def _plan(
-    library: Path, rows: dict[str, StoredItem], entries: Sequence[LibraryEntry], report: IndexReport
+    library: Path,
+    rows: dict[str, StoredItem],
+    entries: Sequence[LibraryEntry],
+    report: IndexReport,
+    video_frontend: VideoFrontEndConfig,
 ) -> tuple[list[_Work], list[StoredItem], list[ItemRecord]]:
     """Compare the library with the index's ``rows``: what to encode, what only to update, what is missing."""
     work: list[_Work] = []
@@ -318,7 +371,14 @@ def _plan(
             missing.append(ItemRecord(_failed_row(e, path, 0, 0, "", reason), None, None, None))
             continue
         size, mtime = st.st_size, st.st_mtime_ns
-        fresh = row is not None and row.status != "stale" and row.modality == e.modality
+        # (a long video indexed as one clip, by a version without windows, is encoded again)
+        fresh = (
+            row is not None
+            and row.status != "stale"
+            and row.modality == e.modality
+            and not (row.status == "ok" and row.windows == 0 and e.modality == "video"
+                     and video_frontend.windowed(row.duration))
+        )  # fmt: skip
         meta_same = row is not None and (row.path, row.label, row.text) == (path, e.label, e.text)
         if fresh and row is not None and row.size == size and row.mtime_ns == mtime:
             if not meta_same:
@@ -384,8 +444,9 @@ class Indexer:
 
         Args:
             entries: the library's files.
-            progress: called as ``progress(done, total)`` with the files encoded and committed so
-                far out of those to encode (first with ``done = 0``).
+            progress: called as ``progress(done, total)`` with the work encoded so far out of the
+                work to do, first with ``done = 0``; a clip or a speech file is one unit, a long
+                video one unit per stretch of windows.
             cancel: polled between files; True stops the run after committing what is finished.
 
         Returns:
@@ -394,14 +455,9 @@ class Indexer:
         start = time.perf_counter()
         library = self.store.library
         entries = scan_library(library) if entries is None else entries
-        segmented = sum(e.segment for e in entries)
-        if segmented:  # training and eval read segments; the index's moments are still to come
-            log.warning(
-                "%s: %d items are segments (start/end); the index encodes their whole files", library, segmented
-            )
         report = IndexReport(total=len(entries))
         rows = self.store.rows()
-        work, touched, missing = _plan(library, rows, entries, report)
+        work, touched, missing = _plan(library, rows, entries, report, self.model.video_frontend)
         gone = set(rows) - {e.id for e in entries}
         if touched or gone or missing:
             with self.store.transaction():
@@ -410,40 +466,72 @@ class Indexer:
                 self.store.write_items(missing)
         report.removed = len(gone)
         report.failed.extend((r.row.id, r.row.reason or "") for r in missing)
+        jobs = self._jobs_for(work)
         if progress:
-            progress(0, len(work))
-        self._encode_all(work, report, progress, cancel)
+            progress(0, len(jobs))
+        self._encode_all(work, jobs, report, progress, cancel)
         report.seconds = time.perf_counter() - start
         log.debug("indexed %s: %s", library, report.summary())
         return report
 
-    def _jobs_for(self, work: Sequence[_Work]) -> Iterable[_DecodeJob]:
+    def _jobs_for(self, work: Sequence[_Work]) -> list[_DecodeJob]:
+        """One job per file; a long video one per stretch of :data:`WINDOW_CHUNK` windows."""
+        from fmn_core.index.moments import windows
+        from fmn_core.media.errors import MediaError
+        from fmn_core.media.video_io import probe_video
+
         m = self.model
+        vfe = m.video_frontend
+        jobs = []
         for w in work:
-            yield _DecodeJob(w.entry.id, str(w.entry.path), w.entry.modality, m.video_frontend, m.speech_frontend)
+            base = _DecodeJob(w.entry.id, str(w.entry.path), w.entry.modality, vfe, m.speech_frontend)
+            duration = 0.0
+            if w.entry.modality == "video":
+                with contextlib.suppress(MediaError):  # else decoded as a clip: the decoder says what is wrong
+                    duration = probe_video(w.entry.path).duration_s
+            if not vfe.windowed(duration):
+                jobs.append(base)
+                continue
+            spans = windows(duration, vfe.window, vfe.hop)
+            stride = max(1, round(vfe.window / vfe.hop))  # about one thumbnail per window length
+            parts = range(0, len(spans), WINDOW_CHUNK)
+            for part, first in enumerate(parts):
+                chunk = tuple(spans[first : first + WINDOW_CHUNK])
+                thumbs = tuple(p for p in range(len(chunk)) if (first + p) % stride == 0)
+                jobs.append(dataclasses.replace(
+                    base, spans=chunk, first=first, part=part, parts=len(parts), thumbs=thumbs, duration=duration
+                ))  # fmt: skip
+        return jobs
 
     def _encode_all(
-        self, work: list[_Work], report: IndexReport, progress: Progress | None, cancel: Cancel | None
+        self,
+        work: list[_Work],
+        jobs: list[_DecodeJob],
+        report: IndexReport,
+        progress: Progress | None,
+        cancel: Cancel | None,
     ) -> None:
         batch = _Batch(self, {w.entry.id: w for w in work}, report)
-        done = 0
-        for decoded in self._decoded(work, cancel):
+        done = units = 0
+        for decoded in self._decoded(jobs, cancel):
             batch.add(decoded)
+            units += 1
             if batch.full(self.batch_size):
                 done += batch.flush()
                 if progress:
-                    progress(done, len(work))
+                    progress(units, len(jobs))
+            elif progress and decoded.parts > 1:
+                progress(units, len(jobs))  # a stretch of a long video: encoded, committed with its last
         last = batch.flush()
         done += last
         if progress and last:
-            progress(done, len(work))
+            progress(units, len(jobs))
         report.pending = len(work) - done
         report.cancelled = report.pending > 0
 
-    def _decoded(self, work: list[_Work], cancel: Cancel | None) -> Iterator[_Decoded]:
-        """Decoded files in order; stops early when ``cancel()`` says so."""
-        jobs = list(self._jobs_for(work))
-        if self.jobs == 1 or len(work) < _POOL_MIN_JOBS:
+    def _decoded(self, jobs: list[_DecodeJob], cancel: Cancel | None) -> Iterator[_Decoded]:
+        """Decoded files (and stretches of long videos) in order; stops early when ``cancel()`` says so."""
+        if self.jobs == 1 or len(jobs) < _POOL_MIN_JOBS:
             for job in jobs:
                 if cancel and cancel():
                     return
@@ -499,11 +587,33 @@ class Indexer:
             try:
                 return pool.submit(self.decode, job).result()
             except BrokenProcessPool:
-                return _Decoded(job.id, reason=f"{job.path}: the decoder crashed on this file (corrupt or unsupported)")
+                return _decoded_for(
+                    job, reason=f"{job.path}: the decoder crashed on this file (corrupt or unsupported)"
+                )
+
+
+@dataclass
+class _LongVideo:
+    """The stretches of a long video encoded so far (written when the last one is in)."""
+
+    hash: str = ""
+    duration: float = 0.0
+    spans: list[tuple[float, float]] = field(default_factory=list)
+    raw: list[np.ndarray] = field(default_factory=list)
+    vec: list[np.ndarray] = field(default_factory=list)
+    previews: dict[int, bytes] = field(default_factory=dict)
+    missing: int = 0
+    reason: str | None = None  # set when a stretch failed: the video fails as a whole
 
 
 class _Batch:
-    """Decoded files waiting to be encoded, per modality; :meth:`flush` encodes and commits them."""
+    """Decoded files waiting to be encoded, per modality; :meth:`flush` encodes and commits them.
+
+    A long video's stretches are encoded as they arrive (their frames are the big part) and held
+    as features until its last stretch, so the video is committed whole or not at all.
+    """
+
+    encode_windows = 32  # windows encoded together (normalised float clips are 4x the uint8 ones)
 
     def __init__(self, indexer: Indexer, work: dict[str, _Work], report: IndexReport) -> None:
         self.indexer = indexer
@@ -511,19 +621,73 @@ class _Batch:
         self.report = report
         self.items: dict[str, list[_Decoded]] = {"video": [], "speech": []}
         self.failed: list[_Decoded] = []
+        self.long: dict[str, _LongVideo] = {}
+        self.finished: list[ItemRecord] = []  # long videos complete, waiting for the commit
 
     def add(self, d: _Decoded) -> None:
-        if d.reason is not None:
+        if d.spans is not None:
+            self._add_stretch(d)
+        elif d.reason is not None:
             self.failed.append(d)
         else:
             self.items[self.work[d.id].entry.modality].append(d)
 
+    def _add_stretch(self, d: _Decoded) -> None:
+        video = self.long.setdefault(d.id, _LongVideo())
+        if d.part == 0:
+            video.hash, video.duration = d.hash, d.duration
+        if d.reason is not None:
+            video.reason = video.reason or d.reason
+            video.raw, video.vec = [], []
+        elif video.reason is None and d.payload is not None and d.spans is not None:
+            raw, vec = self._encode_windows(d.payload)
+            video.spans += d.spans
+            video.raw.append(raw)
+            video.vec.append(vec)
+            video.previews.update(d.previews)
+            video.missing += d.missing
+        if d.part == d.parts - 1:
+            del self.long[d.id]
+            self.finished.append(self._long_record(d.id, video))
+
+    def _encode_windows(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        from fmn_core.features.video import normalize_clip
+
+        model = self.indexer.model
+        raws, vecs = [], []
+        for i in range(0, len(clips), self.encode_windows):
+            raw = model.video_raw_from_clips(normalize_clip(torch.from_numpy(clips[i : i + self.encode_windows])))
+            raws.append(raw.numpy())
+            vecs.append(model.embed_video(raw).numpy())
+        return np.concatenate(raws), np.concatenate(vecs)
+
+    def _long_record(self, item_id: str, video: _LongVideo) -> ItemRecord:
+        import torch
+
+        if video.reason is not None:
+            return self._record(_Decoded(item_id, video.hash, video.duration, reason=video.reason), "failed")
+        raw, vec = np.concatenate(video.raw), np.concatenate(video.vec)
+        whole = raw.mean(axis=0)  # the video as one item: what a search *from* it starts with
+        whole_vec = self.indexer.model.embed_video(torch.from_numpy(whole[None]))[0].numpy()
+        if video.missing:
+            gap = f"{video.missing} sampled frames could not be read (a broken stretch?); the last good frame stood in"
+            log.warning("%s: %s", item_id, gap)
+            self.report.gaps.append((item_id, gap))
+        middle = len(video.spans) // 2
+        preview = min(video.previews.items(), key=lambda kv: abs(kv[0] - middle))[1] if video.previews else None
+        spans = np.asarray(video.spans, dtype=np.float64)
+        windows = WindowFeatures(spans, raw, vec, video.previews)
+        decoded = _Decoded(item_id, video.hash, video.duration, preview)
+        return self._record(decoded, "ok", whole, whole_vec, windows)
+
     def full(self, size: int) -> bool:
-        return any(len(v) >= size for v in self.items.values()) or len(self.failed) >= size
+        return any(len(v) >= size for v in self.items.values()) or len(self.failed) >= size or bool(self.finished)
 
     def flush(self) -> int:
         """Encode and commit everything waiting; returns how many files were committed."""
-        records = [self._record(d, "failed", None, None) for d in self.failed]
+        records = [self._record(d, "failed") for d in self.failed] + self.finished
         for modality, decoded in self.items.items():
             if decoded:
                 raw, vec = self._encode(modality, decoded)
@@ -541,6 +705,7 @@ class _Batch:
                 self.report.failed.append((r.row.id, r.row.reason or ""))
         self.items = {"video": [], "speech": []}
         self.failed = []
+        self.finished = []
         return len(records)
 
     def _encode(self, modality: str, decoded: list[_Decoded]) -> tuple[np.ndarray, np.ndarray]:
@@ -558,7 +723,14 @@ class _Batch:
             vec = model.embed_speech(raw)
         return raw.numpy(), vec.numpy()
 
-    def _record(self, d: _Decoded, status: str, raw: np.ndarray | None, vec: np.ndarray | None) -> ItemRecord:
+    def _record(
+        self,
+        d: _Decoded,
+        status: str,
+        raw: np.ndarray | None = None,
+        vec: np.ndarray | None = None,
+        windows: WindowFeatures | None = None,
+    ) -> ItemRecord:
         w = self.work[d.id]
         e = w.entry
         row = StoredItem(
@@ -573,8 +745,9 @@ class _Batch:
             e.text,
             status,
             d.reason,
+            0 if windows is None else len(windows.spans),
         )
-        return ItemRecord(row, d.preview, raw, vec)
+        return ItemRecord(row, d.preview, raw, vec, windows)
 
 
 __all__ = [

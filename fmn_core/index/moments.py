@@ -26,6 +26,7 @@ class Moment:
     start: float  # seconds
     end: float  # seconds
     score: float  # the best window's score inside it
+    best: int = -1  # that window's position in the list merged
 
     @property
     def span(self) -> Span:
@@ -51,6 +52,19 @@ def windows(duration: float, length: float, hop: float) -> list[Span]:
     n = math.ceil((duration - length) / hop) + 1
     starts = [min(i * hop, duration - length) for i in range(n)]
     return [(round(s, 6), round(s + length, 6)) for s in dict.fromkeys(starts)]
+
+
+def clock(seconds: float) -> str:
+    """A time as players show it: ``m:ss``, or ``h:mm:ss`` from an hour on."""
+    whole = max(0, int(seconds + 0.5))
+    h, rest = divmod(whole, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def span_text(span: Span) -> str:
+    """A moment as ``m:ss–m:ss``."""
+    return f"{clock(span[0])}–{clock(span[1])}"
 
 
 def temporal_iou(a: Span, b: Span) -> float:
@@ -92,7 +106,7 @@ def merge_windows(
             lo -= 1
         while hi < len(spans) - 1 and free[hi + 1] and scores[hi + 1] >= scores[best] - grow:
             hi += 1
-        moment = Moment(spans[lo][0], spans[hi][1], float(scores[best]))
+        moment = Moment(spans[lo][0], spans[hi][1], float(scores[best]), best)
         for i in range(lo, hi + 1):
             free[i] = False
         for i in range(len(spans)):
@@ -138,4 +152,15 @@ def chance_recall(n_windows: int, n_right: int, k: int) -> float:
     return 1.0 - math.comb(n_windows - n_right, k) / math.comb(n_windows, k)
 
 
-__all__ = ["Moment", "Span", "VideoSpan", "chance_recall", "merge_windows", "recall_at_iou", "temporal_iou", "windows"]
+__all__ = [
+    "Moment",
+    "Span",
+    "VideoSpan",
+    "chance_recall",
+    "clock",
+    "span_text",
+    "merge_windows",
+    "recall_at_iou",
+    "temporal_iou",
+    "windows",
+]

@@ -9,6 +9,10 @@ normalised common-space vectors (one matrix-vector product over the stored vecto
 best ``rerank`` items, and only those are scored with S (fusion head + memory banks). A library
 of at most ``rerank`` items is scored entirely with S, so its ranking is the evaluation's.
 
+A long video is searched as its windows (``index.indexer``): the windows are ranked like clips,
+and the scored windows of one video become moments by temporal non-maximum suppression
+(``moments.merge_windows``), so a hit is a file, or a stretch of a file with its start and end.
+
 Each library has its own memory banks (DESIGN §2.6): they start as the model's and learn from
 the user's confirmations (and, with ``auto_update``, from confident matches); every change is
 logged, persisted in the index and can be undone exactly.
@@ -35,6 +39,7 @@ import torch.nn.functional as F
 
 from fmn_core.errors import FmnError
 from fmn_core.index.indexer import Cancel, Indexer, IndexReport, LibraryEntry, Progress, modality_of
+from fmn_core.index.moments import Moment, merge_windows
 from fmn_core.index.store import (
     DB_NAME,
     INDEX_DIRNAME,
@@ -81,6 +86,13 @@ class Hit:
     memory: float  # Max, the memory banks' agreement (0 with an empty memory)
     slot: int  # the slot that gave Max; -1: empty memory
     confidence: float | None = None  # calibrated probability that the hit is right; None: the model has no calibration
+    start: float | None = None  # a moment of a long video: where it starts, in seconds; None: the whole file
+    end: float | None = None  # ... and where it ends
+
+    @property
+    def span(self) -> tuple[float, float] | None:
+        """``(start, end)`` of a moment; None for a whole file."""
+        return None if self.start is None or self.end is None else (self.start, self.end)
 
 
 @dataclass(frozen=True)
@@ -139,19 +151,35 @@ class SlotInfo:
 
 @dataclass
 class Collection:
-    """The searchable (ok) items of one modality with their features, row i for item i."""
+    """The searchable rows of one modality with their features: row i is item i, or one window
+    of it when the item is a long video (its windows are consecutive rows, in time order)."""
 
     items: Sequence[Item]
     vecs: np.ndarray  # (N, E) float32 normalised common-space vectors
     raw: Any  # (N, D) float32 raw features: an array, or anything indexable by an int array
+    spans: np.ndarray | None = None  # (N, 2) a window's (start, end) in seconds, NaN for a whole file; None: no windows
 
     def __len__(self) -> int:
         return len(self.items)
 
     @cached_property
     def index(self) -> dict[str, int]:
-        """Row of each item id."""
-        return {it.id: i for i, it in enumerate(self.items)}
+        """First row of each item id."""
+        first: dict[str, int] = {}
+        for i, it in enumerate(self.items):
+            first.setdefault(it.id, i)
+        return first
+
+    @cached_property
+    def windows_of(self) -> dict[str, slice]:
+        """The rows of each long video's windows."""
+        if self.spans is None:
+            return {}
+        out: dict[str, slice] = {}
+        for i in np.flatnonzero(~np.isnan(self.spans[:, 0])).tolist():
+            item_id = self.items[i].id
+            out[item_id] = slice(out[item_id].start, i + 1) if item_id in out else slice(i, i + 1)
+        return out
 
 
 @dataclass
@@ -317,7 +345,7 @@ class Retriever:
         root = str(self.store.library)
         rows, vectors = self.store.load()
         items = {i: self._item(root, r) for i, r in rows.items() if r.status != "stale"}
-        collections = {m: Collection([items[i] for i in v.ids], v.vec, v.raw) for m, v in vectors.items()}
+        collections = {m: Collection([items[i] for i in v.ids], v.vec, v.raw, v.spans) for m, v in vectors.items()}
         with self._lock:
             self._items = items  # in id order, as the query returned them
             self._collections = collections
@@ -354,11 +382,19 @@ class Retriever:
                 return col.items[row]
         raise FmnError(f"no item {item_id!r} in this library")
 
-    def thumbnail(self, item_id: str) -> np.ndarray | None:
-        """A video item's thumbnail as ``(H, W, 3)`` uint8 RGB; None for speech or when there is none."""
+    def thumbnail(self, item_id: str, at: float | None = None) -> np.ndarray | None:
+        """A video item's thumbnail as ``(H, W, 3)`` uint8 RGB; None for speech or when there is none.
+
+        ``at`` (seconds): for a long video, the stored thumbnail nearest that time (a moment's middle).
+        """
         if self.store is None or self._items.get(item_id, None) is None or self._items[item_id].modality != "video":
             return None
-        data = self.store.preview(item_id)
+        data = None
+        if at is not None and item_id in self._collections["video"].windows_of:
+            stored = self.store.window_previews(item_id)
+            if stored:
+                data = min(stored, key=lambda p: abs((p[0] + p[1]) / 2 - at))[2]
+        data = data or self.store.preview(item_id)
         if data is None:
             return None
         bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -438,19 +474,35 @@ class Retriever:
         with _torch_threads(self.query_threads):
             return Query("speech", self.model.speech_raw_from_wave(wave), "recording")
 
-    def query_from_item(self, item_id: str) -> Query:
+    def query_from_item(self, item_id: str, span: tuple[float, float] | None = None) -> Query:
         """A query from an item of the library (its stored features).
+
+        ``span``: a moment of a long video (its windows' features, averaged); None: the whole item.
 
         Raises:
             FmnError: no such item, or the item could not be indexed.
         """
         item = self.item(item_id)
+        raw = torch.from_numpy(self._item_raw(item, span, "searched with"))
+        source = f"item:{item_id}" if span is None else f"item:{item_id}@{span[0]:g}-{span[1]:g}"
+        return Query(item.modality, raw, source, item_id)
+
+    def _item_raw(self, item: Item, span: tuple[float, float] | None, use: str) -> np.ndarray:
+        """An item's raw features; a long video's: the mean of its windows (those whose middle is in ``span``)."""
         col = self._collections[item.modality]
-        row = col.index.get(item_id)
-        if row is None:
-            raise FmnError(f"item {item_id!r} cannot be searched with: {item.reason or 'it is not indexed yet'}")
-        raw = torch.from_numpy(np.array(col.raw[row], dtype=np.float32))
-        return Query(item.modality, raw, f"item:{item_id}", item_id)
+        rows = col.windows_of.get(item.id)
+        if rows is None:
+            row = col.index.get(item.id)
+            if row is None:
+                raise FmnError(f"item {item.id!r} cannot be {use}: {item.reason or 'it is not indexed yet'}")
+            return np.array(col.raw[row], dtype=np.float32)
+        assert col.spans is not None
+        chosen = np.arange(rows.start, rows.stop)
+        if span is not None:
+            middles = col.spans[chosen].mean(axis=1)
+            inside = chosen[(middles >= span[0]) & (middles <= span[1])]
+            chosen = inside if len(inside) else chosen[[int(np.argmin(np.abs(middles - sum(span) / 2)))]]
+        return np.asarray(col.raw[chosen], dtype=np.float32).mean(axis=0)
 
     # -- search --------------------------------------------------------------------------------
 
@@ -481,21 +533,45 @@ class Retriever:
                     return np.asarray(t[:, 0] if speech_query else t[0])
 
                 # The evaluation's order (FMNModel.ranking_scores), not S itself: S saturates in float32.
-                order = np.argsort(-flat(ranking), kind="stable")[:top]
+                score = flat(ranking)
+                order, spans = _moments(col, rows, score)
+                order, spans = order[:top], spans[:top]
                 s, s1, mem, slot = flat(out.s), flat(out.s1), flat(out.memory), flat(out.slot)
-                sure = fit.confidence(flat(ranking)[order]) if fit is not None else None
+                sure = fit.confidence(score[order]) if fit is not None else None
                 hits = [
                     Hit(
                         col.items[rows[j]], rank + 1, float(s[j]), float(s1[j]), float(mem[j]), int(slot[j]),
-                        None if sure is None else float(sure[rank]),
+                        None if sure is None else float(sure[rank]), *span,
                     )
-                    for rank, j in enumerate(order)
+                    for rank, (j, span) in enumerate(zip(order, spans, strict=True))
                 ]  # fmt: skip
             memory_vector = self._own_bank(query.modality).memory_vector(q_raw.to(self.model.device))[0].cpu().numpy()
             seconds = time.perf_counter() - start
             if self.auto_update and hits and hits[0].s1 > self.model.net.memory.t1:
                 self._auto_update(query, hits[0])
         return SearchResult(query, hits, memory_vector, seconds, fit.threshold if fit is not None else None)
+
+    def window_scores(self, query: Query, item_id: str) -> WindowScores:
+        """How a speech query scores along a long video: every window of ``item_id``, in time order.
+
+        Raises:
+            FmnError: not a speech query, or not a long video of this library.
+        """
+        self._check_query(query)
+        if query.modality != "speech":
+            raise FmnError("a video is scored along its length by a spoken query")
+        col = self._collections["video"]
+        rows = col.windows_of.get(item_id)
+        if rows is None or col.spans is None:
+            raise FmnError(f"item {item_id!r} is not a long video indexed as windows")
+        calibration = self.model.calibration
+        fit = calibration.fit_for("speech") if calibration is not None else None
+        with self._lock, _torch_threads(self.query_threads):
+            c_raw = torch.from_numpy(np.array(col.raw[rows], dtype=np.float32))  # a slice is a read-only view
+            _, ranking = self.model.score_and_rank(c_raw, query.raw.detach().float().reshape(1, -1).cpu())
+            score = np.asarray(ranking[:, 0])
+        sure = fit.confidence(score) if fit is not None else None
+        return WindowScores(col.spans[rows].copy(), score, sure)
 
     def _check_query(self, query: Query) -> None:
         if query.modality not in MODALITIES:
@@ -520,8 +596,9 @@ class Retriever:
 
     # -- memory banks --------------------------------------------------------------------------
 
-    def confirm(self, query: Query, item_id: str) -> list[BankUpdate]:
-        """The user says ``item_id`` matches ``query``: write the pair into the banks, log it, persist it.
+    def confirm(self, query: Query, item_id: str, span: tuple[float, float] | None = None) -> list[BankUpdate]:
+        """The user says ``item_id`` (the moment ``span`` of it, for a long video) matches
+        ``query``: write the pair into the banks, log it, persist it.
 
         Raises:
             FmnError: the item is unknown, not searchable, or of the query's own modality.
@@ -530,23 +607,16 @@ class Retriever:
         item = self.item(item_id)
         if item.modality == query.modality:
             raise FmnError(f"item {item_id!r} is {item.modality}, like the query: a match pairs a video with speech")
-        col = self._collections[item.modality]
-        row = col.index.get(item_id)
-        if row is None:
-            raise FmnError(f"item {item_id!r} cannot be matched: {item.reason or 'it is not indexed yet'}")
-        other = torch.from_numpy(np.array(col.raw[row], dtype=np.float32))
+        other = torch.from_numpy(self._item_raw(item, span, "matched"))
         with self._lock:
             v, a = (other, query.raw) if query.modality == "speech" else (query.raw, other)
             return self._change_banks(query, item_id, lambda vv, aa: self.model.net.confirm_match(vv, aa), v, a)
 
     def _auto_update(self, query: Query, hit: Hit) -> list[BankUpdate]:
-        other = torch.from_numpy(np.array(self._collections[hit.item.modality].raw[self._row(hit.item)], np.float32))
+        other = torch.from_numpy(self._item_raw(hit.item, hit.span, "matched"))
         v, a = (other, query.raw) if query.modality == "speech" else (query.raw, other)
         s1 = torch.tensor([hit.s1], device=self.model.device)
         return self._change_banks(query, hit.item.id, lambda vv, aa: self.model.net.update_memory(vv, aa, s1), v, a)
-
-    def _row(self, item: Item) -> int:
-        return self._collections[item.modality].index[item.id]
 
     def _change_banks(
         self, query: Query, item_id: str, change: Any, v: torch.Tensor, a: torch.Tensor
@@ -648,6 +718,51 @@ class Retriever:
         return [BankUpdate(r.slot, r.kind, (r.video_id, r.speech_id), r.time, r.m2) for r in self._log]
 
 
+@dataclass(frozen=True)
+class WindowScores:
+    """A query's scores along one long video (the app's score strip)."""
+
+    spans: np.ndarray  # (n, 2) window (start, end) in seconds, in time order
+    scores: np.ndarray  # (n,) ranking scores (the order search uses; higher is better)
+    confidence: np.ndarray | None  # (n,) calibrated probabilities; None without a calibration
+
+    def moments(self) -> list[Moment]:
+        """The moments search would make of them, best first."""
+        return merge_windows([tuple(x) for x in self.spans.tolist()], self.scores.tolist())
+
+
+def _moments(col: Collection, rows: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, list[tuple[Any, Any]]]:
+    """Scored rows as hits, best first: a clip's row is a hit; a long video's scored windows
+    become moments (each the row of its best window, and its span).
+
+    Ties keep library order (a stable sort on row order), as the evaluation breaks them.
+    """
+    none = (None, None)
+    if col.spans is None:
+        return np.argsort(-score, kind="stable"), [none] * len(rows)
+    chosen: list[int] = []
+    spans: list[tuple[Any, Any]] = []
+    windowed = ~np.isnan(col.spans[rows, 0])
+    j = 0
+    while j < len(rows):
+        if not windowed[j]:
+            chosen.append(j)
+            spans.append(none)
+            j += 1
+            continue
+        item = col.items[rows[j]].id
+        end = j
+        while end < len(rows) and windowed[end] and col.items[rows[end]].id == item:
+            end += 1
+        group = list(range(j, end))  # the video's scored windows, in time order
+        for m in merge_windows([tuple(col.spans[rows[k]]) for k in group], score[group].tolist()):
+            chosen.append(group[m.best])
+            spans.append((m.start, m.end))
+        j = end
+    by_score = np.argsort(-score[chosen], kind="stable")
+    return np.asarray(chosen, dtype=np.int64)[by_score], [spans[k] for k in by_score]
+
+
 def recorded_model(library: str | os.PathLike[str]) -> Path | None:
     """The model file ``library`` was last indexed with, when it still exists (None otherwise)."""
     folder = Path(library).resolve()
@@ -701,6 +816,7 @@ __all__ = [
     "Retriever",
     "SearchResult",
     "SlotInfo",
+    "WindowScores",
     "detect_modality",
     "model_identity",
     "recorded_model",

@@ -30,7 +30,7 @@ import torch
 
 from fmn_core.errors import FmnError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: long videos as windows (the windows table, items.windows)
 INDEX_DIRNAME = ".fmn-index"  # inside the library; hidden, and skipped when the library is walked
 DB_NAME = "index.sqlite"
 APP_NAME = "fmn-studio"
@@ -50,11 +50,22 @@ CREATE TABLE IF NOT EXISTS items (
     text TEXT,
     status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'stale')),
     reason TEXT,
+    windows INTEGER NOT NULL DEFAULT 0,  -- a long video: how many rows it has in `windows` (0: one clip)
     indexed_at REAL NOT NULL,
     vec BLOB,                    -- float32 normalised common-space vector (E,); NULL unless ok
     raw BLOB,                    -- float32 raw features (Dv,) or (Da,); NULL unless ok
     -- Last: reading a column means walking the overflow pages of the blobs before it.
     preview BLOB                 -- video: JPEG thumbnail; speech: float32 waveform peaks
+);
+CREATE TABLE IF NOT EXISTS windows (  -- a long video's overlapping windows, searched as moments
+    item_id TEXT NOT NULL,       -- written and deleted with its item, in the same transaction
+    idx INTEGER NOT NULL,        -- position in time
+    start REAL NOT NULL,         -- seconds
+    end REAL NOT NULL,
+    vec BLOB NOT NULL,           -- float32 normalised common-space vector (E,)
+    raw BLOB NOT NULL,           -- float32 raw features (Dv,)
+    preview BLOB,                -- JPEG thumbnail of its middle, about one per window length; else NULL
+    PRIMARY KEY (item_id, idx)
 );
 CREATE TABLE IF NOT EXISTS banks (
     name TEXT PRIMARY KEY,       -- buffer name in PairedMemory, e.g. 'video.slots'
@@ -99,6 +110,17 @@ class StoredItem:
     text: str | None
     status: str  # 'ok', 'failed' or 'stale'
     reason: str | None  # why it failed
+    windows: int = 0  # a long video: its number of windows (0: one clip)
+
+
+@dataclass(frozen=True)
+class WindowFeatures:
+    """A long video's windows: where they are, their features and their few thumbnails."""
+
+    spans: np.ndarray  # (n, 2) float seconds, in time order
+    raw: np.ndarray  # (n, Dv) float32
+    vec: np.ndarray  # (n, E) float32
+    previews: dict[int, bytes]  # window position -> JPEG thumbnail (some windows only)
 
 
 @dataclass(frozen=True)
@@ -107,8 +129,9 @@ class ItemRecord:
 
     row: StoredItem
     preview: bytes | None
-    raw: np.ndarray | None  # (D,) float32
+    raw: np.ndarray | None  # (D,) float32; a long video: the mean of its windows'
     vec: np.ndarray | None  # (E,) float32
+    windows: WindowFeatures | None = None  # a long video's windows
 
 
 @dataclass(frozen=True)
@@ -129,11 +152,13 @@ class LogRow:
 
 @dataclass(frozen=True)
 class Vectors:
-    """The features of one modality's ok items, in id order."""
+    """The searchable rows of one modality, in id order: an ok clip is one row, a long video one
+    row per window (its windows together, in time order)."""
 
-    ids: list[str]
+    ids: list[str]  # the item of each row
     raw: np.ndarray  # (N, D) float32
     vec: np.ndarray  # (N, E) float32
+    spans: np.ndarray | None = None  # (N, 2) window (start, end) in seconds; NaN for a whole clip; None: no windows
 
 
 def file_hash(path: str | os.PathLike[str]) -> str:
@@ -190,6 +215,10 @@ def index_dir_for(library: str | os.PathLike[str]) -> Path:
     return folder
 
 
+# The columns of StoredItem, in its order.
+_ROW_COLUMNS = "id, path, modality, size, mtime_ns, hash, duration, label, text, status, reason, windows"
+
+
 def _blob(a: np.ndarray | None) -> bytes | None:
     return None if a is None else np.ascontiguousarray(a, dtype=np.float32).tobytes()
 
@@ -228,12 +257,19 @@ class Store:
 
     def _check_schema(self) -> None:
         version = self.get_meta("schema")
-        if version is None:
-            self.set_meta("schema", str(SCHEMA_VERSION))
-        elif int(version) > SCHEMA_VERSION:
+        if version is not None and int(version) > SCHEMA_VERSION:
             raise LibraryIndexError(
                 f"{self.path}: index made by a newer FMN Studio (schema {version}, this one reads {SCHEMA_VERSION})"
             )
+        if version is not None and int(version) < 2:
+            # Schema 1 knew no windows: its long videos are single items, re-encoded as windows by
+            # the next indexing run (the plan sees a long video without windows).
+            with self.transaction() as db:
+                columns = {r[1] for r in db.execute("PRAGMA table_info(items)")}
+                if "windows" not in columns:
+                    db.execute("ALTER TABLE items ADD COLUMN windows INTEGER NOT NULL DEFAULT 0")
+        if version is None or int(version) < SCHEMA_VERSION:
+            self.set_meta("schema", str(SCHEMA_VERSION))
 
     def close(self) -> None:
         """Close the database (later calls fail)."""
@@ -304,7 +340,8 @@ class Store:
         if current == identity:
             return False
         with self.transaction() as db:
-            db.execute("UPDATE items SET status = 'stale', raw = NULL, vec = NULL")
+            db.execute("UPDATE items SET status = 'stale', raw = NULL, vec = NULL, windows = 0")
+            db.execute("DELETE FROM windows")
             db.execute("DELETE FROM updates")
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('model', ?)", (json.dumps(identity),))
             self.save_banks(banks)
@@ -315,9 +352,7 @@ class Store:
     def rows(self) -> dict[str, StoredItem]:
         """Every item without blobs, by id."""
         with self._lock:
-            cur = self._db.execute(
-                "SELECT id, path, modality, size, mtime_ns, hash, duration, label, text, status, reason FROM items"
-            )
+            cur = self._db.execute(f"SELECT {_ROW_COLUMNS} FROM items")
             return {r[0]: StoredItem(*r) for r in cur}
 
     def count(self, status: str | None = None) -> int:
@@ -343,6 +378,7 @@ class Store:
                 r.row.text,
                 r.row.status,
                 r.row.reason,
+                r.row.windows,
                 now,
                 _blob(r.vec),
                 _blob(r.raw),
@@ -350,11 +386,22 @@ class Store:
             )
             for r in records
         ]
+        windows = [
+            (r.row.id, i, float(start), float(end), _blob(r.windows.vec[i]), _blob(r.windows.raw[i]),
+             r.windows.previews.get(i))
+            for r in records if r.windows is not None
+            for i, (start, end) in enumerate(r.windows.spans)
+        ]  # fmt: skip
         with self.transaction() as db:
+            db.executemany("DELETE FROM windows WHERE item_id = ?", [(r.row.id,) for r in records])
             db.executemany(
-                "INSERT OR REPLACE INTO items (id, path, modality, size, mtime_ns, hash, duration, label, text, "
-                "status, reason, indexed_at, vec, raw, preview) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO items ({_ROW_COLUMNS}, indexed_at, vec, raw, preview) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 values,
+            )
+            db.executemany(
+                "INSERT INTO windows (item_id, idx, start, end, vec, raw, preview) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                windows,
             )
 
     def update_files(self, rows: Iterable[StoredItem]) -> None:
@@ -367,14 +414,25 @@ class Store:
 
     def delete_items(self, ids: Iterable[str]) -> None:
         """Drop items (files gone from the library)."""
+        ids = [(i,) for i in ids]
         with self.transaction() as db:
-            db.executemany("DELETE FROM items WHERE id = ?", [(i,) for i in ids])
+            db.executemany("DELETE FROM windows WHERE item_id = ?", ids)
+            db.executemany("DELETE FROM items WHERE id = ?", ids)
 
     def preview(self, item_id: str) -> bytes | None:
         """An item's preview blob (JPEG thumbnail or float32 peaks), or None."""
         with self._lock:
             row = self._db.execute("SELECT preview FROM items WHERE id = ?", (item_id,)).fetchone()
         return None if row is None or row[0] is None else bytes(row[0])
+
+    def window_previews(self, item_id: str) -> list[tuple[float, float, bytes]]:
+        """A long video's stored window thumbnails: ``(start, end, JPEG)`` in time order."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT start, end, preview FROM windows WHERE item_id = ? AND preview IS NOT NULL ORDER BY idx",
+                (item_id,),
+            )
+            return [(float(a), float(b), bytes(p)) for a, b, p in cur]
 
     def features(self, item_id: str) -> tuple[np.ndarray, np.ndarray] | None:
         """``(raw, vec)`` of one ok item, or None."""
@@ -385,25 +443,38 @@ class Store:
         return np.frombuffer(row[0], dtype=np.float32).copy(), np.frombuffer(row[1], dtype=np.float32).copy()
 
     def load(self) -> tuple[dict[str, StoredItem], dict[str, Vectors]]:
-        """Every item (by id) and the features of each modality's ok items, in one query.
+        """Every item (by id) and each modality's searchable rows (:class:`Vectors`).
 
         The blobs of a modality are joined once and viewed as one matrix: no per-row array is made.
         """
         with self._lock:
-            fetched = self._db.execute(
-                "SELECT id, path, modality, size, mtime_ns, hash, duration, label, text, status, reason, vec, raw "
-                "FROM items ORDER BY id"
+            fetched = self._db.execute(f"SELECT {_ROW_COLUMNS}, vec, raw FROM items ORDER BY id").fetchall()
+            windowed = self._db.execute(
+                "SELECT w.item_id, w.start, w.end, w.vec, w.raw FROM windows w JOIN items i ON i.id = w.item_id "
+                "WHERE i.status = 'ok' ORDER BY w.item_id, w.idx"
             ).fetchall()
-        rows = {r[0]: StoredItem(*r[:11]) for r in fetched}
+        rows = {r[0]: StoredItem(*r[:12]) for r in fetched}
+        by_item: dict[str, list[Any]] = {}
+        for w in windowed:
+            by_item.setdefault(w[0], []).append(w)
         vectors = {}
         for modality in ("video", "speech"):
-            ok = [r for r in fetched if r[2] == modality and r[9] == "ok"]
-            if not ok:
+            # (id, start, end, vec, raw) per searchable row: a clip's own, or its windows in order
+            parts: list[Any] = []
+            for r in fetched:
+                if r[2] != modality or r[9] != "ok":
+                    continue
+                if r[11] and r[0] in by_item:
+                    parts += by_item[r[0]]
+                else:
+                    parts.append((r[0], np.nan, np.nan, r[12], r[13]))
+            if not parts:
                 vectors[modality] = Vectors([], np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
                 continue
-            vec = np.frombuffer(b"".join(r[11] for r in ok), dtype=np.float32).reshape(len(ok), -1)
-            raw = np.frombuffer(b"".join(r[12] for r in ok), dtype=np.float32).reshape(len(ok), -1)
-            vectors[modality] = Vectors([r[0] for r in ok], raw, vec)
+            vec = np.frombuffer(b"".join(p[3] for p in parts), dtype=np.float32).reshape(len(parts), -1)
+            raw = np.frombuffer(b"".join(p[4] for p in parts), dtype=np.float32).reshape(len(parts), -1)
+            spans = np.array([(p[1], p[2]) for p in parts], dtype=np.float64) if windowed else None
+            vectors[modality] = Vectors([p[0] for p in parts], raw, vec, spans)
         return rows, vectors
 
     # -- memory banks and their log -----------------------------------------------------------
@@ -488,6 +559,7 @@ __all__ = [
     "Store",
     "StoredItem",
     "Vectors",
+    "WindowFeatures",
     "cache_index_dir",
     "file_hash",
     "index_dir_for",

@@ -30,9 +30,9 @@ def test_a_run_of_good_windows_becomes_one_moment_and_the_next_peak_another() ->
     moments = merge_windows(spans, scores, grow=0.5)
     # windows 2-4 grow together around the peak; the windows it mostly covers are suppressed; the
     # second peak (window 7) overlaps it only a little and stands on its own; window 0 is left last
-    assert moments == [Moment(2.0, 8.0, 3.0), Moment(7.0, 11.0, 1.5), Moment(0.0, 4.0, 0.1)]
+    assert moments == [Moment(2.0, 8.0, 3.0, 3), Moment(7.0, 11.0, 1.5, 7), Moment(0.0, 4.0, 0.1, 0)]
     assert merge_windows(spans, scores, grow=0.5, top=1) == moments[:1]
-    assert merge_windows(spans, scores, grow=0.0)[0] == Moment(3.0, 7.0, 3.0)  # no growing: the peak window alone
+    assert merge_windows(spans, scores, grow=0.0)[0] == Moment(3.0, 7.0, 3.0, 3)  # no growing: the peak window alone
     with pytest.raises(ValueError, match="scores"):
         merge_windows(spans, scores[:-1])
 

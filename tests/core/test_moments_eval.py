@@ -10,32 +10,17 @@ import pytest
 import torch
 
 from fmn_core.cli import main
-from fmn_core.corpus.generate import CorpusSpec, generate_corpus
-from fmn_core.corpus.recipes import RecipeSettings
-from fmn_core.corpus.video import RenderSettings
-from fmn_core.eval.moments_eval import evaluate_moments, window_clips
+from fmn_core.eval.moments_eval import evaluate_moments
+from fmn_core.features.video import window_clips
 from fmn_core.inference import FMNModel
-from fmn_core.manifest import read_manifest, write_manifest
+from fmn_core.manifest import read_manifest
 from fmn_core.models import FMNConfig, create_fmn
 from fmn_core.models.speech import SpeechEncoderConfig
 
-RENDER = RenderSettings(width=96, height=72, min_seconds=1.0, max_seconds=1.4)
 
-
-@pytest.fixture(scope="module")
-def recipes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two recipes of three classes and their spoken phrases, all in the test split."""
-    out = tmp_path_factory.mktemp("recipes")
-    spec = CorpusSpec(
-        classes=("cut_onion", "pour_oil", "stir_pan"), videos_per_class=0, utterances_per_class=2, langs=("en",),
-        render=RENDER, recipes=2,
-        recipe=RecipeSettings(steps=(2, 3), idle_seconds=(1.0, 2.0), render=RENDER),
-    )  # fmt: skip
-    manifest = generate_corpus(out, spec, jobs=2)
-    for r in manifest.rows:
-        r.split = "test"
-    write_manifest(manifest, out / "manifest.csv")
-    return out
+@pytest.fixture
+def recipes(recipe_corpus: Path) -> Path:
+    return recipe_corpus
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +38,13 @@ def test_window_clips_match_decoding_each_window(recipes: Path, model_dir: Path)
     model = FMNModel.load(model_dir)
     path = str(recipes / "recipes" / "recipe_000.mp4")
     spans = [(0.0, 2.0), (1.0, 3.0), (2.5, 4.5)]
-    together, missing = window_clips(path, spans, model.video_frontend)
-    assert missing == 0
-    for clip, span in zip(together, spans, strict=True):
+    together = window_clips(path, spans, model.video_frontend, middles=[1])
+    assert together.missing == 0 and set(together.middles) == {1}
+    for clip, span in zip(together.clips, spans, strict=True):
+        assert np.array_equal(clip, decode_clip(path, model.video_frontend, span).numpy())
+    # a stretch further in is read from a seek, and still gives the frames decode_clip samples
+    later = [(3.0, 5.0), (4.0, 6.0)]
+    for clip, span in zip(window_clips(path, later, model.video_frontend).clips, later, strict=True):
         assert np.array_equal(clip, decode_clip(path, model.video_frontend, span).numpy())
 
 
@@ -92,8 +81,8 @@ def test_a_broken_stretch_costs_its_frames_not_the_video(recipes: Path, model_di
     third = len(whole) // 3
     whole[third : third + len(whole) // 10] = bytes(len(whole) // 10)  # a stretch of the picture data zeroed
     damaged.write_bytes(bytes(whole))
-    clips, missing = window_clips(str(damaged), [(0.0, 1.0), (3.0, 4.0), (5.0, 6.0)], model.video_frontend)
-    assert clips.shape[0] == 3 and missing >= 0  # decoded as far as it can be: never a crash
+    decoded = window_clips(str(damaged), [(0.0, 1.0), (3.0, 4.0), (5.0, 6.0)], model.video_frontend)
+    assert decoded.clips.shape[0] == 3 and decoded.missing >= 0  # decoded as far as it can be: never a crash
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(bytes(whole[: len(whole) // 2]))  # its index (at the end) is gone: nothing to read
     from fmn_core.media.errors import MediaError

@@ -1,0 +1,193 @@
+"""Long videos in the index: windows written whole or not at all, searched as moments the evaluation would choose."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fmn_core.cli import main
+from fmn_core.features.video import VideoFrontEndConfig, normalize_clip, window_clips
+from fmn_core.index import indexer
+from fmn_core.index.export import render
+from fmn_core.index.indexer import Indexer
+from fmn_core.index.moments import merge_windows, windows
+from fmn_core.index.retriever import Retriever
+from fmn_core.index.store import Store
+from fmn_core.inference import FMNModel
+from fmn_core.manifest import read_manifest
+from fmn_core.models import FMNConfig, create_fmn
+from fmn_core.models.speech import SpeechEncoderConfig
+
+SMALL = FMNConfig(speech=SpeechEncoderConfig(hidden=32, frame_stack=3), embed_dim=32, fusion_hidden=32)
+RECIPE_IDS = ["recipes/recipe_000.mp4", "recipes/recipe_001.mp4"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random model whose windows (2 s every 1 s) make the short test recipes long videos."""
+    torch.manual_seed(0)
+    fe = VideoFrontEndConfig(frames=SMALL.video.input_frames, size=SMALL.video.input_size, window=2.0, hop=1.0)
+    folder = tmp_path_factory.mktemp("model") / "m"
+    FMNModel(create_fmn(SMALL).eval(), SMALL, video_frontend=fe).save(folder)
+    return folder
+
+
+@pytest.fixture
+def library(recipe_corpus: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "lib"
+    shutil.copytree(recipe_corpus, out, ignore=shutil.ignore_patterns(".fmn-index"))
+    return out
+
+
+def _window_rows(store: Store, item_id: str) -> list[tuple[float, float, bytes]]:
+    with sqlite3.connect(store.path) as db:
+        return db.execute("SELECT start, end, raw FROM windows WHERE item_id = ? ORDER BY idx", (item_id,)).fetchall()
+
+
+def test_a_long_video_is_one_item_indexed_as_windows(library: Path, model_dir: Path) -> None:
+    r = Retriever.open(library, model_dir, jobs=1)
+    try:
+        rows = r.store.rows() if r.store else {}
+        # its segment rows annotate the file: the file is one item, not one per segment
+        assert not any(i.startswith("r_") for i in rows) and set(RECIPE_IDS) <= set(rows)
+        for item_id in RECIPE_IDS:
+            row = rows[item_id]
+            expected = windows(row.duration, 2.0, 1.0)
+            assert row.status == "ok" and row.windows == len(expected) > 2
+            stored = [x for a, b, _ in _window_rows(r.store, item_id) for x in (a, b)]  # type: ignore[arg-type]
+            assert stored == pytest.approx([x for span in expected for x in span])
+            previews = r.store.window_previews(item_id)  # type: ignore[union-attr]
+            assert [p[0] for p in previews] == pytest.approx([s for s, _ in expected[::2]])  # one per window length
+            late = r.thumbnail(item_id, at=row.duration - 1)
+            assert late is not None and late.shape[2] == 3
+    finally:
+        r.close()
+
+
+def test_search_returns_the_moments_the_evaluation_would_choose(library: Path, model_dir: Path) -> None:
+    r = Retriever.open(library, model_dir, jobs=1)
+    try:
+        speech = [it for it in r.items("speech") if it.status == "ok"]
+        query = r.query_from_item(speech[0].id)
+        result = r.search(query)
+        assert result.hits and all(h.span is not None for h in result.hits)
+        scores = [h.s for h in result.hits]
+        assert [h.rank for h in result.hits] == list(range(1, len(scores) + 1))
+
+        # The evaluation's path: the video cut into windows, every window scored, then temporal NMS.
+        model = FMNModel.load(model_dir)
+        path = str(library / RECIPE_IDS[0])
+        spans = windows(r.item(RECIPE_IDS[0]).duration, 2.0, 1.0)
+        v_raw = model.video_raw_from_clips(
+            normalize_clip(torch.from_numpy(window_clips(path, spans, model.video_frontend).clips))
+        )
+        ranking = model.ranking_scores(v_raw, query.raw[None])[:, 0]
+        expected = merge_windows(spans, ranking.tolist())
+        found = [h.span for h in result.hits if h.item.id == RECIPE_IDS[0]]
+        assert np.allclose(found, [m.span for m in expected], atol=1e-6)
+
+        strip = r.window_scores(query, RECIPE_IDS[0])
+        np.testing.assert_allclose(strip.scores, ranking, rtol=1e-5, atol=1e-5)
+        assert np.allclose(strip.moments()[0].span, found[0])
+
+        # a moment searched back with, and confirmed, uses its own windows
+        back = r.query_from_item(RECIPE_IDS[0], found[0])
+        assert back.modality == "video" and not torch.allclose(back.raw, r.query_from_item(RECIPE_IDS[0]).raw)
+        updates = r.confirm(query, RECIPE_IDS[0], found[0])
+        assert updates and updates[0].source_ids[0] == RECIPE_IDS[0]
+    finally:
+        r.close()
+
+
+def test_stretches_decoded_apart_give_the_windows_of_one_pass(
+    library: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = Retriever.open(library, model_dir, jobs=1)
+    one_pass = {i: _window_rows(whole.store, i) for i in RECIPE_IDS}  # type: ignore[arg-type]
+    whole.close()
+    shutil.rmtree(library / ".fmn-index")
+    monkeypatch.setattr(indexer, "WINDOW_CHUNK", 3)  # several stretches per video, decoded by a pool of 2
+    apart = Retriever.open(library, model_dir, jobs=2)
+    try:
+        for item_id in RECIPE_IDS:
+            rows = _window_rows(apart.store, item_id)  # type: ignore[arg-type]
+            assert len(rows) == len(one_pass[item_id])
+            for (a0, a1, a), (b0, b1, b) in zip(rows, one_pass[item_id], strict=True):
+                assert (a0, a1) == (b0, b1)
+                np.testing.assert_allclose(np.frombuffer(a, np.float32), np.frombuffer(b, np.float32), atol=1e-5)
+    finally:
+        apart.close()
+
+
+def test_a_cancelled_run_never_leaves_half_a_video(
+    library: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(indexer, "WINDOW_CHUNK", 2)
+    model = FMNModel.load(model_dir)
+    with Store(library) as store:
+        from fmn_core.index.retriever import model_identity
+
+        store.attach_model(model_identity(model, store), model.net.memory.snapshot())
+        seen: list[int] = []
+        report = Indexer(store, model, jobs=1).run(
+            progress=lambda done, total: seen.append(done), cancel=lambda: len(seen) >= 3
+        )
+        assert report.cancelled
+        for item_id, row in store.rows().items():  # whatever was written is whole
+            if row.modality == "video":
+                assert row.windows == len(_window_rows(store, item_id)) > 0
+        assert store.integrity_check() == "ok"
+        again = Indexer(store, model, jobs=1).run()
+        assert not again.cancelled and {i for i in RECIPE_IDS} <= set(store.rows())
+        assert all(store.rows()[i].windows == len(_window_rows(store, i)) > 0 for i in RECIPE_IDS)
+
+
+def test_a_changed_long_video_re_indexes_only_itself(library: Path, model_dir: Path) -> None:
+    Retriever.open(library, model_dir, jobs=1).close()
+    shutil.copyfile(library / RECIPE_IDS[0], library / RECIPE_IDS[1])  # new content in the second recipe
+    r = Retriever.open(library, model_dir, jobs=1)
+    try:
+        assert r.report.updated == 1 and r.report.added == 0
+        assert _window_rows(r.store, RECIPE_IDS[1]) == _window_rows(r.store, RECIPE_IDS[0])  # type: ignore[arg-type]
+    finally:
+        r.close()
+
+
+def test_long_videos_indexed_before_windows_are_encoded_again(library: Path, model_dir: Path) -> None:
+    Retriever.open(library, model_dir, jobs=1).close()
+    # As the first schema left them: no windows table, no windows column, a long video as one clip.
+    db = sqlite3.connect(library / ".fmn-index" / "index.sqlite")
+    db.executescript(
+        "DROP TABLE windows; ALTER TABLE items DROP COLUMN windows; UPDATE meta SET value = '1' WHERE key = 'schema';"
+    )
+    db.close()
+    r = Retriever.open(library, model_dir, jobs=1)
+    try:
+        assert r.report.updated == len(RECIPE_IDS)
+        assert r.store.get_meta("schema") == "2"  # type: ignore[union-attr]
+        assert all(r.store.rows()[i].windows > 0 for i in RECIPE_IDS)  # type: ignore[union-attr]
+    finally:
+        r.close()
+
+
+def test_search_command_gives_start_and_end(library: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = read_manifest(library / "manifest.csv")
+    audio = manifest.resolve(manifest.of("speech")[0])
+    args = ["search", "--index", str(library), "--audio", str(audio), "--model", str(model_dir), "--no-transcript"]
+    assert main([*args, "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)["hits"]
+    assert hits and all(h["end"] > h["start"] >= 0 for h in hits)
+    assert main(args) == 0
+    assert "0:0" in capsys.readouterr().out  # the text table shows the moment, m:ss–m:ss
+    r = Retriever.open(library, model_dir, jobs=1)
+    try:
+        playlist = render(r.search(r.query_from_file(audio), top=3), "m3u")
+    finally:
+        r.close()
+    assert playlist.count("#EXTVLCOPT:start-time=") == 3 and playlist.count("#EXTVLCOPT:stop-time=") == 3
