@@ -35,12 +35,13 @@ from app.widgets.preview_player import SEEK_MS, PreviewPlayer
 from app.widgets.query_panel import PUSH_TO_TALK_KEY, QueryPanel
 from app.widgets.results_view import ResultsView
 from app.workers import Worker, WorkerPool
+from fmn_core.index.moments import span_text
 from fmn_core.manifest import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
     from fmn_core.features.whisper import Transcript
     from fmn_core.index.indexer import IndexReport
-    from fmn_core.index.retriever import BankUpdate, Hit, Item, Retriever
+    from fmn_core.index.retriever import BankUpdate, Hit, Item, Retriever, WindowScores
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class MainWindow(QMainWindow):
         self.recorder = recorder or Recorder(self)
         self.session = session or SearchSession(self)
         self.stall_meter = stall_meter
-        self.posters = WorkerPool(1, self)  # first frames of previewed clips (no Retriever calls)
+        self.posters = WorkerPool(1, self)  # posters of previewed clips, a query's scores along a long video
         self.library_folder: Path | None = None
         self.model_path: Path | None = None
         self._reading: Path | None = None  # the query file being read, until it ranks or fails
@@ -158,6 +159,8 @@ class MainWindow(QMainWindow):
         self.play_selected_action.triggered.connect(self._play_current_result)
         self.back_action = action("Seek &back 1 s", "Ctrl+Left", lambda: self.preview.seek(-SEEK_MS))
         self.forward_action = action("Seek &forward 1 s", "Ctrl+Right", lambda: self.preview.seek(SEEK_MS))
+        self.next_moment_action = action("&Next moment", "]", lambda: self.preview.next_moment(True))
+        self.previous_moment_action = action("Pre&vious moment", "[", lambda: self.preview.next_moment(False))
         self.confirm_action = action("&Confirm match", "Ctrl+Return", self.confirm_current)
         self.confirm_action.setToolTip("This result is a correct match: teach the memory banks the pair")
         self.undo_action = action("&Undo memory update", QKeySequence.StandardKey.Undo, self.session.undo)
@@ -191,6 +194,8 @@ class MainWindow(QMainWindow):
                     self.play_action,
                     self.back_action,
                     self.forward_action,
+                    self.previous_moment_action,
+                    self.next_moment_action,
                     None,
                     self.confirm_action,
                     self.undo_action,
@@ -362,19 +367,22 @@ class MainWindow(QMainWindow):
             self._reading = None
         self.show_error(message)
 
-    def query_item(self, item: Item) -> None:
-        """Search with a library item."""
+    def query_item(self, item: Item, span: tuple[float, float] | None = None) -> None:
+        """Search with a library item (``span``: a moment of a long video)."""
         self.messages.dismiss()
         self.query.clear_heard()
-        caption = f"library item {item.id}" + (f" ({class_title(item.label)})" if item.label else "")
-        self.session.search_item(item.id, caption)
+        at = f" at {span_text(span)}" if span is not None else ""
+        caption = f"library item {item.id}{at}" + (f" ({class_title(item.label)})" if item.label else "")
+        self.session.search_item(item.id, caption, span)
 
     def use_selected_as_query(self) -> None:
-        """Ctrl+U: the selected result when the results have focus, else the selected library item."""
+        """Ctrl+U: the selected result (a moment: that moment) when the results have focus, else the
+        selected library item."""
         hit = self.results.current_hit()
-        item = hit.item if hit is not None and self.results.list.hasFocus() else self.library.current_item()
-        if item is None and hit is not None:
-            item = hit.item
+        if hit is not None and self.results.list.hasFocus():
+            self.query_item(hit.item, hit.span)
+            return
+        item = self.library.current_item() or (hit.item if hit is not None else None)
         if item is None:
             self.show_error("Select a library item or a result first.")
             return
@@ -427,9 +435,18 @@ class MainWindow(QMainWindow):
 
     def _on_current_hit(self, hit: Hit | None) -> None:
         if hit is not None:
-            preview = self.results.model.preview(hit.item.id)
-            self._load_preview(hit.item, preview)
+            self._load_preview(hit.item, self.results.model.preview(hit.key), hit.span)
+            last, retriever = self.session.last, self.session.retriever
+            if hit.span is not None and last is not None and retriever is not None:
+                # the query's score along the whole video, for the strip under the player
+                worker = Worker(retriever.window_scores, last.query, hit.item.id)
+                worker.signals.result.connect(lambda scores, item=hit.item: self._show_scores(item, scores))
+                self.posters.start(worker)
         self._update_query_vector()
+
+    def _show_scores(self, item: Item, scores: WindowScores) -> None:
+        if Path(self.preview.player.source().toLocalFile()) == item.path:  # still the video shown
+            self.preview.show_scores(item.duration, scores)
 
     def _update_query_vector(self) -> None:
         result = self.session.last
@@ -464,13 +481,13 @@ class MainWindow(QMainWindow):
             self._preview_item(item)
             self.preview.play()
 
-    def _load_preview(self, item: Item, preview: object) -> None:
+    def _load_preview(self, item: Item, preview: object, span: tuple[float, float] | None = None) -> None:
         caption = item.text or class_title(item.label) or Path(item.path).name
         if item.modality == "video":
-            self.preview.load("video", item.path, caption, poster=preview)  # type: ignore[arg-type]
-            # The index's thumbnail is small; the clip's own first frame, decoded off the UI
-            # thread, replaces it when it arrives (if that clip is still the one shown).
-            worker = Worker(_first_frame, item.path)
+            self.preview.load("video", item.path, caption, poster=preview, span=span)  # type: ignore[arg-type]
+            # The index's thumbnail is small; the clip's own frame (a moment's first), decoded off
+            # the UI thread, replaces it when it arrives (if that clip is still the one shown).
+            worker = Worker(_poster_frame, item.path, span[0] if span is not None else 0.0)
             worker.signals.result.connect(lambda frame, path=item.path: self.preview.set_poster(path, frame))
             self.posters.start(worker)
         else:
@@ -484,7 +501,7 @@ class MainWindow(QMainWindow):
         if hit is None:
             self.show_error("Select a result to confirm.")
             return
-        self.session.confirm(hit.item.id)
+        self.session.confirm(hit.item.id, hit.span)
 
     def _on_banks(self, video: BankSnapshot, speech: BankSnapshot, updates: list[BankUpdate]) -> None:
         self.inspector.set_banks(video, speech, updates)
@@ -591,13 +608,13 @@ def _dropped_file(event: QDropEvent | QDragEnterEvent) -> Path | None:
     return None
 
 
-def _first_frame(path: Path) -> np.ndarray | None:
-    """A video's first frame as RGB, or None when it cannot be decoded (the thumbnail stays)."""
+def _poster_frame(path: Path, at: float) -> np.ndarray | None:
+    """A video's frame at ``at`` seconds as RGB, or None when it cannot be decoded (the thumbnail stays)."""
     from fmn_core.media.errors import MediaError
-    from fmn_core.media.video_io import read_frames
+    from fmn_core.media.video_io import read_frame_at
 
     try:
-        return np.ascontiguousarray(read_frames(path, max_frames=1)[0][:, :, ::-1])
+        return np.ascontiguousarray(read_frame_at(path, at)[:, :, ::-1])
     except MediaError:
         return None
 

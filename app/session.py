@@ -27,6 +27,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from app.labels import class_title
 from app.workers import Worker, WorkerPool
 from fmn_core.errors import FmnError
+from fmn_core.index.moments import span_text
 
 if TYPE_CHECKING:
     from fmn_core.features.whisper import Transcript
@@ -180,10 +181,11 @@ class SearchSession(QObject):
         """Search with a recording (float samples); the window already shows its wave."""
         self._search(lambda r: r.query_from_wave(wave, sample_rate), "recording", None, (wave, sample_rate))
 
-    def search_item(self, item_id: str, caption: str = "") -> None:
-        """Search with an item of the library."""
-        caption = caption or f"library item {item_id}"
-        self._search(lambda r: r.query_from_item(item_id), caption, lambda r, q: _item_preview(r, item_id))
+    def search_item(self, item_id: str, caption: str = "", span: tuple[float, float] | None = None) -> None:
+        """Search with an item of the library (``span``: a moment of a long video)."""
+        caption = caption or f"library item {item_id}" + (f" at {span_text(span)}" if span else "")
+        at = None if span is None else sum(span) / 2
+        self._search(lambda r: r.query_from_item(item_id, span), caption, lambda r, q: _item_preview(r, item_id, at))
 
     def _search(
         self, make_query: Any, caption: str, preview: Any, recording: tuple[np.ndarray, int] | None = None
@@ -242,15 +244,17 @@ class SearchSession(QObject):
 
     # -- the memory banks ---------------------------------------------------------------------
 
-    def confirm(self, item_id: str) -> None:
-        """Tell the memory that ``item_id`` matches the last query; the results are ranked again."""
+    def confirm(self, item_id: str, span: tuple[float, float] | None = None) -> None:
+        """Tell the memory that ``item_id`` (the moment ``span`` of it) matches the last query; the
+        results are ranked again."""
         retriever = self._ready()
         if retriever is None:
             return
         if self.last is None:
             self.failed.emit("Nothing to confirm: run a query first.")
             return
-        self._run(Worker(_confirm, retriever, self.last.query, item_id, self.last_caption), "confirm", self._on_ranked)
+        worker = Worker(_confirm, retriever, self.last.query, item_id, self.last_caption, span)
+        self._run(worker, "confirm", self._on_ranked)
 
     def undo(self) -> None:
         """Undo the last change to the banks (and rank the last query again)."""
@@ -405,13 +409,18 @@ def _file_preview(path: Path, modality: str) -> np.ndarray | None:
         return None  # the query worked, so this is cosmetic
 
 
-def _item_preview(retriever: Retriever, item_id: str) -> np.ndarray | None:
-    return retriever.thumbnail(item_id) if retriever.item(item_id).modality == "video" else retriever.waveform(item_id)
+def _item_preview(retriever: Retriever, item_id: str, at: float | None = None) -> np.ndarray | None:
+    """A video's thumbnail (for a long one, the one nearest ``at`` seconds) or a speech item's peaks."""
+    if retriever.item(item_id).modality == "video":
+        return retriever.thumbnail(item_id, at)
+    return retriever.waveform(item_id)
 
 
-def _confirm(retriever: Retriever, query: Query, item_id: str, caption: str) -> Ranking:
+def _confirm(
+    retriever: Retriever, query: Query, item_id: str, caption: str, span: tuple[float, float] | None = None
+) -> Ranking:
     start = time.perf_counter()
-    updates = retriever.confirm(query, item_id)
+    updates = retriever.confirm(query, item_id, span)
     result = retriever.search(query)
     seconds = time.perf_counter() - start
     return Ranking(result, caption, _previews(retriever, result), seconds, None, _banks(retriever), updates)
@@ -430,12 +439,12 @@ def _undo(
 
 
 def _previews(retriever: Retriever, result: SearchResult) -> dict[str, np.ndarray]:
+    """Each hit's picture or peaks, by :attr:`Hit.key`: a moment's thumbnail is taken near its middle."""
     previews = {}
     for hit in result.hits:
-        item = hit.item
-        array = retriever.thumbnail(item.id) if item.modality == "video" else retriever.waveform(item.id)
+        array = _item_preview(retriever, hit.item.id, None if hit.span is None else sum(hit.span) / 2)
         if array is not None:
-            previews[item.id] = array
+            previews[hit.key] = array
     return previews
 
 

@@ -1,8 +1,10 @@
-"""PreviewPlayer: plays a video clip or a speech clip with play/pause and seeking."""
+"""PreviewPlayer: plays a video clip or a speech clip with play/pause and seeking; a moment of a
+long video plays as a range, with the query's score along the whole video drawn under it."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt, QUrl
@@ -12,16 +14,23 @@ from PySide6.QtMultimediaWidgets import QVideoWidget
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSlider, QStackedWidget, QVBoxLayout, QWidget
 
 from app.labels import clock, rgb_pixmap
+from app.widgets.score_strip import ScoreStrip
 from app.widgets.waveform_view import WaveformView
+from fmn_core.index.moments import Moment, span_text
+
+if TYPE_CHECKING:
+    from fmn_core.index.retriever import WindowScores
 
 SEEK_MS = 1000  # one press of the seek keys
+_LOADED = (QMediaPlayer.MediaStatus.LoadedMedia, QMediaPlayer.MediaStatus.BufferedMedia)
 
 
 class PreviewPlayer(QWidget):
     """A QMediaPlayer with transport controls, showing a video clip or a speech clip's transcript and waveform.
 
     A stopped video shows its thumbnail as a poster: a video surface shows nothing until
-    playback starts.
+    playback starts. A moment (``load(..., span=...)``) starts at its beginning and pauses at its
+    end; Play plays it again; seeking elsewhere (the slider, the strip) plays on freely.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -44,6 +53,10 @@ class PreviewPlayer(QWidget):
         speech_layout.addWidget(self.wave)
         speech_layout.addStretch(1)
         self.speech_page = speech_page
+        self.span: tuple[float, float] | None = None  # the moment being played, seconds
+        self._pending_ms: int | None = None  # a start to seek to once the media has loaded
+        self.strip = ScoreStrip(self)
+        self.strip.hide()
         self.poster = QLabel(alignment=Qt.AlignmentFlag.AlignCenter)
         self.poster.setMinimumSize(160, 120)
         self.stack = QStackedWidget(self)
@@ -65,8 +78,11 @@ class PreviewPlayer(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.stack, 1)
         layout.addLayout(controls)
+        layout.addWidget(self.strip)
         self.play_button.clicked.connect(self.toggle)
-        self.slider.sliderMoved.connect(self.player.setPosition)
+        self.slider.sliderMoved.connect(self._seek_freely)
+        self.strip.seekRequested.connect(lambda seconds: self._seek_freely(int(seconds * 1000)))
+        self.player.mediaStatusChanged.connect(self._on_media_status)
         self.slider.valueChanged.connect(self._on_slider_value)
         self.player.durationChanged.connect(lambda d: self.slider.setRange(0, d))
         self.player.positionChanged.connect(self._on_position)
@@ -80,12 +96,24 @@ class PreviewPlayer(QWidget):
         caption: str = "",
         poster: QPixmap | np.ndarray | None = None,
         peaks: np.ndarray | None = None,
+        span: tuple[float, float] | None = None,
     ) -> None:
-        """Load a clip without starting it: a video with its poster (RGB), speech with its caption and peaks."""
+        """Load a clip without starting it: a video with its poster (RGB), speech with its caption
+        and peaks; ``span`` (seconds): a moment of a long video, played as a range."""
+        same = Path(self.player.source().toLocalFile()) == Path(path) and not self.player.source().isEmpty()
         self.player.stop()
-        self.player.setSource(QUrl.fromLocalFile(str(path)))
+        if not same:
+            self.player.setSource(QUrl.fromLocalFile(str(path)))
+            self.strip.clear()
+            self.strip.hide()
         self.modality = modality
-        self.title.setText(Path(path).name)
+        self.span = span
+        self.strip.set_shown(span)
+        self._pending_ms = int(span[0] * 1000) if span is not None else None
+        if span is not None and self.player.mediaStatus() in _LOADED:
+            self._start_pending()
+        at = f"  ({span_text(span)})" if span is not None else ""
+        self.title.setText(f"{Path(path).name}{at}")
         self.caption.setText(caption or Path(path).name)
         self.wave.set_peaks(peaks)
         if isinstance(poster, np.ndarray):
@@ -103,6 +131,8 @@ class PreviewPlayer(QWidget):
             self._show_still()
 
     def play(self) -> None:
+        if self.span is not None and not self.span[0] * 1000 - 50 <= self.player.position() < self.span[1] * 1000 - 100:
+            self.player.setPosition(int(self.span[0] * 1000))  # a moment plays from its start
         self.player.play()
 
     def toggle(self) -> None:
@@ -110,11 +140,47 @@ class PreviewPlayer(QWidget):
         if self.player.playbackState() == QMediaPlayer.PlaybackState.PlayingState:
             self.player.pause()
         elif not self.player.source().isEmpty():
-            self.player.play()
+            self.play()
 
     def seek(self, delta_ms: int) -> None:
         """Move the position by ``delta_ms`` (negative: back)."""
-        self.player.setPosition(max(0, min(self.player.duration(), self.player.position() + delta_ms)))
+        self._seek_freely(max(0, min(self.player.duration(), self.player.position() + delta_ms)))
+
+    def show_scores(self, duration: float, scores: WindowScores) -> None:
+        """Draw a spoken query's scores along the loaded long video under the player."""
+        self.strip.set_scores(duration, scores.spans, scores.scores, scores.moments(), scores.confidence)
+        self.strip.set_shown(self.span)
+        self.strip.show()
+
+    def next_moment(self, forward: bool = True) -> Moment | None:
+        """Jump to the next (or previous) marked moment on the strip and play it; None when there is none."""
+        if not self.strip.isVisible():
+            return None
+        now = self.player.position() / 1000
+        moment = self.strip.mark_after(now) if forward else self.strip.mark_before(now)
+        if moment is None:
+            return None
+        self.span = moment.span
+        self.strip.set_shown(moment.span)
+        self.title.setText(f"{Path(self.player.source().toLocalFile()).name}  ({span_text(moment.span)})")
+        self.player.setPosition(int(moment.start * 1000))
+        self.player.play()
+        return moment
+
+    def _seek_freely(self, ms: int) -> None:
+        """Seek where the user asked; a moment's range no longer holds playback."""
+        self.span = None
+        self._pending_ms = None
+        self.player.setPosition(ms)
+
+    def _on_media_status(self, status: QMediaPlayer.MediaStatus) -> None:
+        if status in _LOADED:
+            self._start_pending()
+
+    def _start_pending(self) -> None:
+        if self._pending_ms is not None:
+            self.player.setPosition(self._pending_ms)
+            self._pending_ms = None
 
     def _show_still(self) -> None:
         if self.modality != "video":
@@ -134,6 +200,10 @@ class PreviewPlayer(QWidget):
             self.player.setPosition(value)
 
     def _on_position(self, ms: int) -> None:
+        self.strip.set_position(ms / 1000)
+        playing = self.player.playbackState() == QMediaPlayer.PlaybackState.PlayingState
+        if self.span is not None and playing and ms >= self.span[1] * 1000:
+            self.player.pause()  # the moment is over; Play plays it again
         if not self.slider.isSliderDown():
             self.slider.blockSignals(True)
             self.slider.setValue(ms)

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 from app.labels import class_title, rgb_pixmap
 from app.widgets.waveform_view import paint_peaks
 from fmn_core.eval.calibration import describe
+from fmn_core.index.moments import clock, span_text
 
 if TYPE_CHECKING:
     from fmn_core.index.retriever import Hit
@@ -70,17 +71,19 @@ class ResultsModel(QAbstractListModel):
     def set_hits(
         self, hits: Sequence[Hit], previews: dict[str, np.ndarray] | None = None, threshold: float | None = None
     ) -> None:
-        """Replace the list; ``previews`` maps item ids to an RGB thumbnail ``(H, W, 3)`` or peaks ``(N,)``."""
+        """Replace the list; ``previews`` maps hit keys (:attr:`Hit.key`: an item id, or an id and a
+        moment) to an RGB thumbnail ``(H, W, 3)`` or peaks ``(N,)``."""
         self.beginResetModel()
         self.hits = list(hits)
         self.threshold = threshold
-        for item_id, array in (previews or {}).items():
-            if array is not None and item_id not in self._previews:
-                self._previews[item_id] = rgb_pixmap(array) if array.ndim == 3 else array
+        for key, array in (previews or {}).items():
+            if array is not None and key not in self._previews:
+                self._previews[key] = rgb_pixmap(array) if array.ndim == 3 else array
         self.endResetModel()
 
-    def preview(self, item_id: str) -> QPixmap | np.ndarray | None:
-        return self._previews.get(item_id)
+    def preview(self, key: str) -> QPixmap | np.ndarray | None:
+        """A hit's picture or peaks, by :attr:`Hit.key`."""
+        return self._previews.get(key)
 
     # Dragging a hit out of the window gives its file to a file manager, a player or an editor.
     def flags(self, index: _Index) -> Qt.ItemFlag:
@@ -109,12 +112,14 @@ class ResultsModel(QAbstractListModel):
         if role == HIT_ROLE:
             return hit
         if role == PREVIEW_ROLE:
-            return self.preview(hit.item.id)
+            return self.preview(hit.key)
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             sure = self.confidence_text(hit)
-            return f"{hit.rank}. {_title(hit)}: S {hit.s:.2f}" + (f", {sure}" if sure else "")
+            at = f" at {span_text(hit.span)}" if hit.span is not None else ""
+            return f"{hit.rank}. {_title(hit)}{at}: S {hit.s:.2f}" + (f", {sure}" if sure else "")
         if role == Qt.ItemDataRole.ToolTipRole:
-            tip = f"{hit.item.path}\nS {hit.s:.3f} = combine(S1 {hit.s1:.3f}, memory {hit.memory:.3f})" + (
+            at = f", {span_text(hit.span)}" if hit.span is not None else ""
+            tip = f"{hit.item.path}{at}\nS {hit.s:.3f} = combine(S1 {hit.s1:.3f}, memory {hit.memory:.3f})" + (
                 f", memory slot {hit.slot}" if hit.slot >= 0 else ", memory empty"
             )
             if hit.confidence is not None:
@@ -134,6 +139,8 @@ def _title(hit: Hit) -> str:
 
 def _subtitle(hit: Hit) -> str:
     item = hit.item
+    if hit.span is not None:  # a moment: where it is first, then the file
+        return f"{span_text(hit.span)} of {clock(item.duration)} · {Path(item.path).name}"
     if item.text:
         return item.text
     return f"{Path(item.path).name} · {item.duration:.1f} s"

@@ -94,6 +94,11 @@ class Hit:
         """``(start, end)`` of a moment; None for a whole file."""
         return None if self.start is None or self.end is None else (self.start, self.end)
 
+    @property
+    def key(self) -> str:
+        """What the hit shows: its item's id, or the id and the moment (a video may give several hits)."""
+        return self.item.id if self.span is None else f"{self.item.id}@{self.span[0]:g}-{self.span[1]:g}"
+
 
 @dataclass(frozen=True)
 class Query:

@@ -162,6 +162,25 @@ def read_frames(path: str | os.PathLike[str], max_frames: int | None = None) -> 
     return np.stack(frames)
 
 
+def read_frame_at(path: str | os.PathLike[str], seconds: float) -> np.ndarray:
+    """The frame shown at ``seconds``, ``(H, W, 3)`` uint8 BGR (the first frame at 0, and past the end).
+
+    Raises:
+        MediaError: the file is missing, empty, corrupt or holds no decodable video frames.
+    """
+    if seconds <= 0:
+        return read_frames(path, max_frames=1)[0]
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if capture.isOpened() and capture.set(cv2.CAP_PROP_POS_MSEC, seconds * 1000):
+            ok, frame = capture.read()
+            if ok and frame is not None:
+                return frame
+    finally:
+        capture.release()
+    return read_frames(path, max_frames=1)[0]  # past the end, or a file OpenCV cannot seek in: its first frame
+
+
 def _read_with_opencv(path: Path, max_frames: int | None) -> list[np.ndarray]:
     """Decode with OpenCV; an empty list means OpenCV could not read the file."""
     capture = cv2.VideoCapture(str(path))
