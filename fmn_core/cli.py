@@ -121,6 +121,22 @@ def _cmd_manifest_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_manifest_background(args: argparse.Namespace) -> int:
+    from fmn_core.importers import background_rows
+    from fmn_core.manifest import read_manifest, write_manifest
+
+    manifest = read_manifest(args.manifest)
+    added = background_rows(manifest, args.min_seconds, args.piece)
+    rows = [r for r in manifest.rows if r.id not in {a.id for a in added}] + added
+    for r in rows:  # written where the output is: paths relative to its folder where they can be
+        r.path = str(manifest.resolve(r))
+    _paths_relative_to(rows, args.out)
+    write_manifest(rows, args.out)
+    seconds = sum(float(r.end) - float(r.start) for r in added)
+    print(f"wrote {args.out}: {len(manifest.rows)} rows and {len(added)} background stretches ({seconds / 60:.1f} min)")
+    return 0
+
+
 def _cmd_manifest_validate(args: argparse.Namespace) -> int:
     from fmn_core.manifest import read_manifest
 
@@ -402,6 +418,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-split", action="store_true", help="leave the split column empty")
         _add_split_args(p)  # whole recordings are drawn, so that a recording's segments share a split
         p.set_defaults(func=_cmd_manifest_import)
+    p = m.add_parser(
+        "background",
+        help="add the unannotated stretches of segment-annotated videos as 'background' rows",
+        description="For every video with segment rows, write the stretches no segment covers as video rows "
+        "labelled 'background' (pieces of at most --piece seconds, in the file's split). Training uses them as "
+        "negatives for every spoken query, so that idle footage between steps stops matching.",
+    )
+    p.add_argument("manifest", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="manifest to write (the rows, plus the background rows)")
+    p.add_argument("--min-seconds", type=float, default=2.0, help="shorter stretches are left out (2)")
+    p.add_argument("--piece", type=float, default=5.0, help="longer ones are cut into pieces of about this (5 s)")
+    p.set_defaults(func=_cmd_manifest_background)
     p = m.add_parser(
         "validate",
         help="check a manifest and its media, listing every bad row",

@@ -17,6 +17,9 @@ Neither dataset has speech. The rows written here are video only; a speech row o
 pairs with each: record narrations of the activities or sentences, or synthesize them, as the
 paper's extension did (`fmn corpus` has the voices).
 
+:func:`background_rows` adds what the annotations leave out: the stretches of each annotated
+file where no segment is, as ``background`` rows, negatives for training (DESIGN §3).
+
 Nothing is written when an annotation is unusable (a video that is not there, a range that is
 empty or past the end of its file): every problem is listed with its line, as for a manifest.
 """
@@ -30,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fmn_core.errors import FmnError
-from fmn_core.manifest import VIDEO_EXTENSIONS, ManifestError, ManifestIssue, ManifestRow
+from fmn_core.manifest import BACKGROUND, VIDEO_EXTENSIONS, Manifest, ManifestError, ManifestIssue, ManifestRow
 
 Lookup = Callable[[str], "tuple[Path, float, float] | None"]  # video name -> (file, fps, seconds)
 Parsed = tuple[list[ManifestRow], list[ManifestIssue]]
@@ -213,3 +216,45 @@ def from_tacos(json_path: str | os.PathLike[str], videos: str | os.PathLike[str]
 
 
 __all__ = ["MPII_FPS", "SPEECH_ADVICE", "from_mpii_cooking2", "from_tacos"]
+
+
+def background_rows(manifest: Manifest, min_seconds: float = 2.0, piece: float = 5.0) -> list[ManifestRow]:
+    """Rows for the unannotated stretches of every file that has segment rows, labelled ``background``.
+
+    A stretch shorter than ``min_seconds`` is left out (a step's ragged edge is not "nothing
+    happens"); a longer one is cut into pieces of at most ``piece`` seconds (about a search
+    window, so a negative looks like what search scores). A piece takes its file's split.
+
+    Raises:
+        FmnError: a file with segments whose length cannot be read.
+    """
+    from fmn_core.media.errors import MediaError
+    from fmn_core.media.video_io import probe_video
+
+    by_file: dict[str, list[ManifestRow]] = {}
+    for r in manifest.of("video"):
+        if r.segment is not None and r.label != BACKGROUND:
+            by_file.setdefault(r.path, []).append(r)
+    rows = []
+    for path, segments in sorted(by_file.items()):
+        try:
+            duration = probe_video(manifest.resolve(segments[0])).duration_s
+        except MediaError as e:
+            raise FmnError(f"{path}: cannot read its length ({e})") from e
+        covered = sorted((s.segment[0], s.segment[1] if s.segment[1] is not None else duration) for s in segments)  # type: ignore[index]
+        free, at = [], 0.0
+        for start, end in [*covered, (duration, duration)]:
+            if start - at >= min_seconds:
+                free.append((at, start))
+            at = max(at, end)
+        n = 0
+        for start, end in free:
+            pieces = max(1, round((end - start) / piece))
+            step = (end - start) / pieces
+            for k in range(pieces):
+                rows.append(ManifestRow(
+                    f"{path}#background{n:03d}", "video", path, BACKGROUND, segments[0].split,
+                    start=f"{start + k * step:.3f}", end=f"{start + (k + 1) * step:.3f}",
+                ))  # fmt: skip
+                n += 1
+    return rows

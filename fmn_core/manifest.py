@@ -32,6 +32,12 @@ AUDIO_EXTENSIONS = (
 Segment = tuple[float, float | None]  # (start, end) seconds of a row's file; end None: to its end
 
 
+# A video row with this label is a stretch where no class of the vocabulary happens (the idle time
+# between a recipe's steps). No speech ever matches it: training shows it to every spoken query
+# as a negative (a long video's windows hold much of it); `fmn manifest background` writes such rows.
+BACKGROUND = "background"
+
+
 @dataclass
 class ManifestRow:
     """One media item of a manifest."""

@@ -42,6 +42,9 @@ class FMNStageConfig:
     epochs: int = 60  # passes over the training speech (validation still gained up to ~50)
     classes_per_batch: int = 10  # P
     per_class: int = 4  # K speech clips and K videos of each class in a batch
+    # Background videos (a label no speech has, e.g. the idle stretches of a recipe) added to each
+    # batch: negatives for every spoken query there, in the triplet loss and the BCE.
+    background_per_batch: int = 4
     lr: float = 4e-3  # AdamW peak learning rate (one-cycle schedule)
     weight_decay: float = 1e-4
     margin: float = 0.2  # triplet margin on cosine similarity
@@ -168,8 +171,9 @@ def pk_batches(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch of (speech indices, video indices) batches of P classes x K items each.
 
-    Only classes with both speech and video take part; an epoch has as many batches as it takes
-    to show every training utterance once on average. ``speech_weights`` ``(N,)``, when given,
+    Only classes with both speech and video take part; videos of a label no speech has are
+    background, ``cfg.background_per_batch`` of them added to each batch's videos. An epoch has as
+    many batches as it takes to show every training utterance once on average. ``speech_weights`` ``(N,)``, when given,
     make a class's utterances unequally likely (``FMNStageConfig.balance_speakers``).
     """
     classes = sorted(set(speech_labels.tolist()) & set(video_labels.tolist()))
@@ -177,6 +181,7 @@ def pk_batches(
         raise ValueError("no class has both training speech and training video")
     by_speech = {c: torch.nonzero(speech_labels == c).flatten() for c in classes}
     by_video = {c: torch.nonzero(video_labels == c).flatten() for c in classes}
+    background = torch.nonzero(~torch.isin(video_labels, torch.tensor(classes))).flatten()
     p = min(cfg.classes_per_batch, len(classes))
     n_batches = max(1, math.ceil(sum(len(v) for v in by_speech.values()) / (p * cfg.per_class)))
     batches = []
@@ -184,6 +189,8 @@ def pk_batches(
         chosen = [classes[i] for i in torch.randperm(len(classes), generator=generator)[:p].tolist()]
         s = torch.cat([_pick(by_speech[c], cfg.per_class, generator, speech_weights) for c in chosen])
         v = torch.cat([_pick(by_video[c], cfg.per_class, generator) for c in chosen])
+        if len(background) and cfg.background_per_batch:  # (no draw without: batches stay as they were)
+            v = torch.cat([v, _pick(background, cfg.background_per_batch, generator)])
         batches.append((s, v))
     return batches
 

@@ -32,7 +32,7 @@ from fmn_core.eval.evaluate import voice_family
 from fmn_core.features.audio import SpeechFrontEndConfig, front_end_config
 from fmn_core.features.video import VideoFrontEndConfig, normalize_clip
 from fmn_core.inference import FMNModel
-from fmn_core.manifest import Manifest, ManifestRow, read_manifest
+from fmn_core.manifest import BACKGROUND, Manifest, ManifestRow, read_manifest
 from fmn_core.models.fmn import FMNConfig, create_fmn
 from fmn_core.models.i3d import create_i3d, load_kinetics_i3d, read_kinetics_state_dict
 from fmn_core.models.speech import SpeechEncoderConfig
@@ -316,6 +316,9 @@ def train(
                 encoder.features(torch.stack(clips[i : i + 16]).to(device)).cpu() for i in range(0, len(clips), 16)
             ]
         labels = _labels(dv.rows, class_ids)
+        if split == "train":  # background stretches: one more label, which no speech has (negatives only)
+            background = torch.tensor([r.label == BACKGROUND for r in dv.rows], dtype=torch.bool)
+            labels[background] = len(classes)
         feats_t = torch.cat(feats) if feats else torch.zeros(0, fmn_cfg.video.feature_dim)
         video_sets[split] = VideoSet(feats_t[labels >= 0], labels[labels >= 0])
         speeds = cfg.fmn_stage.speed_perturb if split == "train" else ()

@@ -10,7 +10,7 @@ import pytest
 
 from fmn_core.cli import main
 from fmn_core.importers import from_mpii_cooking2, from_tacos
-from fmn_core.manifest import ManifestError, ManifestRow, read_manifest
+from fmn_core.manifest import BACKGROUND, ManifestError, ManifestRow, read_manifest, write_manifest
 from fmn_core.media.video_io import write_mp4
 from fmn_core.splits import split_by_video
 
@@ -102,3 +102,19 @@ def test_the_command_writes_a_manifest_that_validates_and_splits_by_recording(
     split = split_by_video(two, test=0.5, val=0.0, seed=0)
     assert {r.split for r in split} == {"train", "test"}
     assert all(len({r.split for r in split if r.path == p}) == 1 for p in {r.path for r in split})
+
+
+def test_the_stretches_no_segment_covers_become_background_rows(videos: Path, tmp_path: Path) -> None:
+    name = str(videos / "s13-d21.avi")  # 4 s long
+    rows = [
+        ManifestRow("a", "video", name, "cut_onion", "train", start="0.5", end="1.0"),  # 0.5 s before it: too short
+        ManifestRow("b", "video", name, "pour_oil", "train", start="3.6", end="4.0"),  # 1.0-3.6 is free
+        ManifestRow("s", "speech", "x.wav", "cut_onion", "train"),
+    ]
+    write_manifest(rows, tmp_path / "m.csv")
+    out = tmp_path / "with-background.csv"
+    assert main(["manifest", "background", str(tmp_path / "m.csv"), "--out", str(out), "--piece", "1.5"]) == 0
+    added = [r for r in read_manifest(out).rows if r.label == BACKGROUND]
+    # 2.6 s of nothing, cut into two pieces of about 1.5 s, in the file's split; the end (4.0) is covered
+    assert [(float(r.start), float(r.end)) for r in added] == [(1.0, 2.3), (2.3, 3.6)]
+    assert {r.split for r in added} == {"train"} and len({r.id for r in added}) == 2

@@ -20,6 +20,7 @@ from fmn_core.eval.evaluate import evaluate
 from fmn_core.eval.metrics import random_metrics
 from fmn_core.features.audio import SpeechFrontEndConfig
 from fmn_core.inference import FMNModel
+from fmn_core.losses import TripletRankingLoss
 from fmn_core.manifest import read_manifest
 from fmn_core.models.fmn import FMNConfig, create_fmn
 from fmn_core.models.i3d import I3DConfig
@@ -215,6 +216,23 @@ def test_pk_batches_hold_p_classes_of_k_items() -> None:
         counts = np.bincount(speech[s_idx].numpy(), minlength=5)
         assert sorted(counts[counts > 0].tolist()) == [2, 2, 2, 2]
         assert speech[s_idx].tolist() == video[v_idx].tolist()  # the same classes in the same order
+
+
+def test_background_videos_join_every_batch_as_negatives_only() -> None:
+    speech = torch.arange(3).repeat_interleave(4)
+    video = torch.cat([torch.arange(3).repeat_interleave(2), torch.full((5,), 3)])  # label 3: no speech
+    cfg = FMNStageConfig(classes_per_batch=2, per_class=2, background_per_batch=3)
+    for s_idx, v_idx in pk_batches(speech, video, cfg, torch.Generator().manual_seed(0)):
+        assert len(v_idx) == 4 + 3 and video[v_idx[-3:]].tolist() == [3, 3, 3]
+        assert speech[s_idx].tolist() == video[v_idx[:4]].tolist()
+    # in the loss a background video is a negative of every speech anchor and an anchor of nothing
+    torch.manual_seed(0)
+    v, a = torch.randn(3, 8), torch.randn(2, 8)
+    loss = TripletRankingLoss(0.2)
+    with_background = loss(torch.cat([v, torch.randn(1, 8)]), a, torch.tensor([0, 1, 1, 9]), torch.tensor([0, 1]))
+    assert with_background > 0 and torch.isfinite(with_background)
+    plain = pk_batches(speech, video[:6], cfg, torch.Generator().manual_seed(0))  # none: batches as before
+    assert all(len(v_idx) == 4 for _, v_idx in plain)
 
 
 def test_speaker_balanced_batches_draw_a_rare_voice_as_often_as_a_common_one() -> None:
