@@ -13,6 +13,10 @@ Figures (each in the JSON and the table):
   common-space vector (``eval.latency``), on the CPU and, when there is one, on CUDA;
 - finding a library's files (``scan_library``) in a folder of 10k media files and in one of 1M
   other files, and one look of the library watcher (``library_signature``);
+- long videos: indexing a rendered recipe video repeated to several lengths (as windows), each
+  run in a fresh process so that its peak memory (the indexing process's and its largest
+  decoding worker's) is its own; and a spoken query's moments over 100 hours of indexed windows
+  (synthetic vectors, as above);
 - peak resident memory of the process after each stage (``resource.getrusage``).
 
 The shipped model is used when present, else a random model of the default configuration (the
@@ -62,6 +66,10 @@ class BenchConfig:
     encode_runs: int = 20  # timed encodings of each query kind
     scan_media: int = 10_000  # media files of the folder scanned and watched
     scan_other: int = 1_000_000  # other files of the folder that holds no media
+    long_copies: tuple[int, ...] = (1, 8, 38)  # a ~95 s recipe repeated: ~1.5 min, ~13 min, ~1 hour
+    small_recipe: bool = False  # a two-step recipe at 96x72 instead (smoke runs)
+    moment_hours: float = 100.0  # indexed video a moment query searches (windows at the model's hop)
+    moment_queries: int = 30
     seed: int = 0
 
     @classmethod
@@ -69,7 +77,9 @@ class BenchConfig:
         """A smoke run: a few clips, small libraries, few repeats."""
         return cls(
             clips=4, reopen_items=2_000, reopen_repeats=2, sizes=(1_000, 10_000), queries=10, query_threads=(1,),
-            encode_runs=3, scan_media=1_000, scan_other=10_000,
+            encode_runs=3, scan_media=1_000, scan_other=10_000, long_copies=(1, 2), small_recipe=True,
+            moment_hours=1.0,
+            moment_queries=5,
         )  # fmt: skip
 
     def with_sizes(self, sizes: Sequence[int]) -> BenchConfig:
@@ -126,6 +136,19 @@ class BenchResult:
                 f"{sc['look_seconds']:.3f} s |",
                 f"| scan a folder of {sc['other']:,} other files (no media) | {sc['other_seconds']:.2f} s |",
             ]
+        mo = d.get("moments")
+        if mo:
+            for run in mo["indexing"]:
+                lines.append(
+                    f"| index a {run['video_seconds'] / 60:.1f} min video as {run['windows']:,} windows "
+                    f"({run['jobs']} decoding processes) | {run['realtime']:.1f}x real time ({run['seconds']:.1f} s); "
+                    f"peak RSS {run['rss_main_mib']:.0f} MiB, largest worker {run['rss_worker_mib']:.0f} MiB |"
+                )
+            q = mo["query"]
+            lines.append(
+                f"| speech query -> top 10 moments of {q['hours']:g} h of video ({q['windows']:,} windows) "
+                f"| p50 {q['p50_ms']:.1f} ms, p95 {q['p95_ms']:.1f} ms (ranking alone p50 {q['rank_p50_ms']:.1f} ms) |"
+            )
         lines.append(f"| peak memory (max RSS) | {d['peak_rss_mib']:.0f} MiB |")
         return "\n".join(lines)
 
@@ -282,10 +305,11 @@ class _PooledRows:
 
 
 class _SyntheticItems(Sequence[Item]):
-    """Items made on demand (a million Item objects would measure Python, not search)."""
+    """Items made on demand (a million Item objects would measure Python, not search); with
+    ``per_item`` > 1, rows are windows, ``per_item`` consecutive ones per long video."""
 
-    def __init__(self, n: int) -> None:
-        self.n = n
+    def __init__(self, n: int, per_item: int = 1) -> None:
+        self.n, self.per_item = n, per_item
 
     def __len__(self) -> int:
         return self.n
@@ -296,16 +320,24 @@ class _SyntheticItems(Sequence[Item]):
         i = int(i) + (self.n if int(i) < 0 else 0)
         if not 0 <= i < self.n:
             raise IndexError(i)
-        return Item(f"video_{i:07d}", Path(f"/synthetic/video_{i:07d}.mp4"), "video", None, None, 4.0, "ok", None)
+        i //= self.per_item
+        seconds = 4.0 if self.per_item == 1 else float(self.per_item)
+        return Item(f"video_{i:07d}", Path(f"/synthetic/video_{i:07d}.mp4"), "video", None, None, seconds, "ok", None)
 
 
-def synthetic_retriever(model: FMNModel, n: int, seed: int = 0) -> Retriever:
-    """An in-memory retriever over ``n`` synthetic videos."""
+def synthetic_retriever(model: FMNModel, n: int, seed: int = 0, windows_per_video: int = 1) -> Retriever:
+    """An in-memory retriever over ``n`` synthetic videos, or ``n`` windows of long videos of
+    ``windows_per_video`` windows each (one every second, as the model's hop)."""
     rng = np.random.default_rng(seed)
     r = Retriever(model)
     pool = rng.standard_normal((4096, model.cfg.video.feature_dim), dtype=np.float32)
+    spans = None
+    if windows_per_video > 1:
+        fe = model.video_frontend
+        starts = (np.arange(n) % windows_per_video) * fe.hop
+        spans = np.stack([starts, starts + fe.window], axis=1)
     r._collections["video"] = Collection(
-        _SyntheticItems(n), _unit_rows(rng, n, model.cfg.embed_dim), _PooledRows(pool, n)
+        _SyntheticItems(n, windows_per_video), _unit_rows(rng, n, model.cfg.embed_dim), _PooledRows(pool, n), spans
     )
     return r
 
@@ -408,6 +440,78 @@ def bench_scan(cfg: BenchConfig, work: Path, log: Log) -> dict[str, Any]:
     return figures
 
 
+_INDEX_ONE = """
+import json, resource, sys, time
+from fmn_core.index.indexer import Indexer
+from fmn_core.index.retriever import model_identity
+from fmn_core.index.store import Store
+from fmn_core.inference import FMNModel
+library, model_path, jobs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+model = FMNModel.load(model_path)
+store = Store(library)
+store.attach_model(model_identity(model, store), model.net.memory.snapshot())
+start = time.perf_counter()
+report = Indexer(store, model, jobs=jobs).run()
+seconds = time.perf_counter() - start
+rows = store.rows()
+print(json.dumps({
+    "seconds": seconds, "failed": report.failed, "windows": sum(r.windows for r in rows.values()),
+    "rss_main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "rss_worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+}))
+"""
+
+
+def bench_moments(cfg: BenchConfig, model_path: Path, model: FMNModel, work: Path, log: Log) -> dict[str, Any]:
+    """Long videos indexed as windows (speed, peak memory by length), and moment queries over many hours."""
+    import subprocess
+    import sys
+
+    from fmn_core.corpus.recipes import RecipeSettings, write_recipe
+    from fmn_core.corpus.video import RenderSettings
+    from fmn_core.media.video_io import probe_video, repeat_video
+
+    source = work / "recipe.mp4"
+    log("rendering a recipe video ...")
+    settings = RecipeSettings()
+    if cfg.small_recipe:
+        small = RenderSettings(width=96, height=72, min_seconds=1.0, max_seconds=1.5)
+        settings = RecipeSettings(steps=(2, 2), idle_seconds=(1.0, 2.0), render=small)
+    write_recipe(cfg.seed, source, settings)
+    jobs = cfg.jobs or os.cpu_count() or 1
+    runs = []
+    for copies in cfg.long_copies:
+        library = work / f"long-{copies}"
+        library.mkdir()
+        repeat_video(source, library / "kitchen.mp4", copies)
+        seconds = probe_video(library / "kitchen.mp4").duration_s
+        log(f"indexing a {seconds / 60:.1f} min video in a fresh process ...")
+        done = subprocess.run(
+            [sys.executable, "-c", _INDEX_ONE, str(library), str(model_path), str(jobs)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"indexing the long video failed: {done.stderr[-2000:]}")
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        if figures["failed"]:
+            raise RuntimeError(f"the long video failed to index: {figures['failed']}")
+        runs.append({"copies": copies, "video_seconds": seconds, "jobs": jobs, "realtime": seconds / figures["seconds"],
+                     **figures})  # fmt: skip
+        shutil.rmtree(library)
+    fe = model.video_frontend
+    per_video = int(1800 / fe.hop)  # half-hour recordings
+    n = int(cfg.moment_hours * 3600 / fe.hop)
+    log(f"moment queries over {cfg.moment_hours:g} h of video ({n:,} windows) ...")
+    r = synthetic_retriever(model, n, cfg.seed, windows_per_video=min(per_video, n))
+    query = {
+        "hours": cfg.moment_hours,
+        "windows": n,
+        **_time_queries(r, speech_wav(work / "moment-query.wav"), cfg.moment_queries),
+    }
+    del r
+    return {"indexing": runs, "query": query}
+
+
 def run_bench(cfg: BenchConfig, model: str | os.PathLike[str] | None = None, log: Log = print) -> BenchResult:
     """Measure everything in ``cfg``; see the module docstring."""
     with tempfile.TemporaryDirectory(prefix="fmn-bench-") as tmp:
@@ -430,6 +534,7 @@ def run_bench(cfg: BenchConfig, model: str | os.PathLike[str] | None = None, log
         data["query"] = bench_queries(cfg, fmn, work, log)
         data["encode"] = bench_encoding(cfg, model_path, fmn, log)
         data["scan"] = bench_scan(cfg, work, log)
+        data["moments"] = bench_moments(cfg, model_path, fmn, work, log)
         data["peak_rss_mib"] = _rss_mib()
     return BenchResult(data)
 

@@ -158,8 +158,51 @@ def read_frames(path: str | os.PathLike[str], max_frames: int | None = None) -> 
         raise MediaError(f"cannot read {path}: the file is empty")
     frames = _read_with_opencv(path, max_frames) or _read_with_pyav(path, max_frames)
     if not frames:
-        raise MediaError(f"cannot read {path}: no video frames could be decoded (corrupt or not a video)")
+        raise MediaError(f"cannot read {path}: {_why_no_frames(path)}")
     return np.stack(frames)
+
+
+def _why_no_frames(path: Path) -> str:
+    """Why a file gave no video frames, in words: a sound-only file says so (it is a common mistake)."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                what = "sound" if container.streams.audio else "no audio or video"
+                return f"it holds {what} but no video stream (not a video)"
+    except (av.FFmpegError, OSError, UnicodeDecodeError):
+        pass
+    return "no video frames could be decoded (corrupt or not a video)"
+
+
+def repeat_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], copies: int) -> None:
+    """Write ``copies`` of a video one after another into ``dst`` (MP4), without re-encoding.
+
+    A long video in seconds for benchmarks: the packets are copied with their times shifted.
+
+    Raises:
+        MediaError: ``src`` is not a readable video.
+    """
+    try:
+        with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
+            if not inp.streams.video:
+                raise MediaError(f"cannot repeat {src}: it holds no video stream")
+            s_in = inp.streams.video[0]
+            s_out = out.add_stream_from_template(s_in)
+            offset = 0
+            for _ in range(copies):
+                inp.seek(0)
+                end = offset
+                for packet in inp.demux(s_in):
+                    if packet.dts is None:  # the demuxer's end-of-stream marker
+                        continue
+                    packet.pts += offset
+                    packet.dts += offset
+                    end = max(end, packet.pts + (packet.duration or 0))
+                    packet.stream = s_out
+                    out.mux(packet)
+                offset = end
+    except (av.FFmpegError, OSError) as exc:
+        raise MediaError(f"cannot repeat {src} into {dst}: {exc}") from exc
 
 
 def read_frame_at(path: str | os.PathLike[str], seconds: float) -> np.ndarray:
@@ -229,10 +272,16 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
                 raise MediaError(f"cannot probe {path}: it holds no video stream")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
+            length = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else 0.0
             frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
             width, height = stream.codec_context.width, stream.codec_context.height
     except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise MediaError(f"cannot probe {path}: {exc}") from exc
     fps = float(rate) if rate else 0.0
     duration = frames / fps if fps else 0.0
+    if frames and length > 0 and (not fps or abs(length - duration) * fps > 1):
+        # A variable frame rate (phones, screen recorders): FFmpeg's average rate of an MP4 can
+        # be far off (frames of a 5.98 s video at a rate that makes it 6.11 s), the stream's
+        # own duration is not; the rate is then the one that fits the frames into it.
+        duration, fps = length, frames / length
     return VideoInfo(frames=frames, fps=fps, width=width, height=height, duration_s=duration)

@@ -253,6 +253,10 @@ def test_bench_runs_and_reports(tmp_path: Path, model_dir: Path, monkeypatch: py
         encode_runs=1,
         scan_media=30,
         scan_other=20,
+        long_copies=(3, 6),  # the two-step recipe (~5 s) made longer than two 5 s windows
+        small_recipe=True,
+        moment_hours=0.5,
+        moment_queries=2,
     )
     result = run_bench(cfg, model=model_dir, log=lambda line: None)
     d = result.data
@@ -262,6 +266,9 @@ def test_bench_runs_and_reports(tmp_path: Path, model_dir: Path, monkeypatch: py
     assert (
         d["scan"]["media"] == 30 and d["scan"]["other_seconds"] > 0 and "| scan a folder of 20 other" in result.table()
     )
+    runs = d["moments"]["indexing"]
+    assert [r["copies"] for r in runs] == [3, 6] and runs[1]["windows"] > runs[0]["windows"] > 0
+    assert d["moments"]["query"]["windows"] == 1800 and "top 10 moments of 0.5 h" in result.table()
     result.write_json(tmp_path / "bench.json")
     assert json.loads((tmp_path / "bench.json").read_text())["query"][0]["p50_ms"] > 0
     assert speech_wav(tmp_path / "q.wav").stat().st_size > 0
