@@ -7,7 +7,9 @@ it expects.
 
 from __future__ import annotations
 
+import math
 import os
+from collections import deque
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,10 +136,12 @@ def window_clips(
 
     Decoding each window on its own would read the file up to the window again and again; here
     the reader seeks to the first frame any window samples, each frame is read once and resized
-    once if any window samples it. A frame that cannot be read (a broken stretch, a file shorter
-    than its header says) is replaced by the last good one and counted, so one bad stretch costs
-    its windows, not the whole video. The frames are those :func:`decode_clip` samples for each
-    window as a segment.
+    once if any window samples it. Frames are found by their timestamps (:class:`_FramesByTime`),
+    so a variable frame rate or a broken stretch does not shift the frames of the windows after
+    it. A frame that cannot be read (a broken stretch, a file shorter than its header says) is
+    replaced by the last good one and counted, so one bad stretch costs its windows, not the
+    whole video. At a constant frame rate the frames are those :func:`decode_clip` samples for
+    each window as a segment.
 
     Args:
         path: the video.
@@ -160,34 +164,128 @@ def window_clips(
     missing = 0
     capture = cv2.VideoCapture(str(path))
     try:
-        index = 0
-        if needed and needed[0] > 0 and capture.set(cv2.CAP_PROP_POS_FRAMES, needed[0]):
-            index = int(capture.get(cv2.CAP_PROP_POS_FRAMES))  # where the seek landed (a keyframe or the frame)
-            if index > needed[0]:  # overshot: read from the start instead
-                capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                index = 0
-        last_good: torch.Tensor | None = None
-        last_frame: np.ndarray | None = None
+        frames = _FramesByTime(capture, info.fps, info.frames)
+        if needed:
+            frames.seek(needed[0])
+        small: tuple[int, torch.Tensor] | None = None  # the last frame resized: (its serial, the tensor)
         for i in needed:
-            read = False
-            while index <= i:
-                if not capture.grab():
-                    break
-                if index == i:
-                    ok, frame = capture.retrieve()
-                    if ok:
-                        last_good, last_frame, read = frames_to_uint8(frame[None], cfg)[:, 0], frame, True
-                index += 1
-            if last_good is None or last_frame is None:
+            read = frames.at(i)
+            if frames.frame is None:
                 raise MediaError(f"{path}: no frame could be read up to frame {i}")
+            if small is None or small[0] != frames.serial:
+                small = frames.serial, frames_to_uint8(frames.frame[None], cfg)[:, 0]
             missing += not read
-            kept[i] = last_good
+            kept[i] = small[1]
             if i in full_size:
-                big[i] = last_frame
+                big[i] = frames.frame
     finally:
         capture.release()
     clips = np.stack([torch.stack([kept[int(i)] for i in w], dim=1).numpy() for w in wanted])
     return WindowClips(clips, missing, {p: big[int(wanted[p][len(wanted[p]) // 2])] for p in middles})
+
+
+_DECODER_DELAY = 32  # frames a decoder may hold back (B-frame reordering, frame threads)
+
+
+class _FramesByTime:
+    """A capture's frames in order, each labelled with the frame index its timestamp falls on (time x fps).
+
+    Counting grabs numbers frames wrongly after a broken stretch (a packet that fails to decode
+    fails one grab, yet may cost several frames or none) and in a video of variable frame rate
+    (its frames are not 1/fps apart: a phone slows down in dim light); a frame's own timestamp
+    says which frame of the regular fps grid it stands for. A file without timestamps is counted.
+    At a constant frame rate the labels are the counts.
+    """
+
+    def __init__(self, capture: cv2.VideoCapture, fps: float, n_frames: int) -> None:
+        self.capture = capture
+        self.fps = fps or 25.0  # as segment_frames
+        self.n_frames = n_frames
+        self.frame: np.ndarray | None = None  # the frame shown at the index last asked for (BGR)
+        self.serial = 0  # changes with `frame`
+        self._shown = -1  # label of `frame`
+        self._label = -1  # label of the last frame grabbed and passed
+        self._steps: deque[int] = deque([1], maxlen=8)  # labels between the latest frames passed
+        self._regular = True  # every frame so far was one label after the last (a constant frame rate)
+        self._time = -math.inf  # timestamp of the last frame grabbed (seconds)
+        self._next: int | None = None  # label of a frame grabbed past the index last asked for
+        self._gap = False  # frames were lost between the last frame passed and `_next`
+        self._failed = 0  # frames still to come that may end a broken stretch (after failed grabs)
+        self._ended = False
+
+    def seek(self, i: int) -> None:
+        """Start at frame ``i`` or before it, never after (from the start when the seek fails)."""
+        target, moved = i, False
+        for _ in range(4):  # a variable frame rate may land the seek past i: step back further
+            if target <= 0 or not self.capture.set(cv2.CAP_PROP_POS_FRAMES, target):
+                break
+            moved = True
+            self._time, self._label = -math.inf, target - 1  # a file without timestamps: counted from here
+            landed = self._grab()
+            if landed is None:
+                break
+            if landed <= i:
+                self._next = landed
+                return
+            target -= 2 * (landed - i)
+        if moved:
+            self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            self._time, self._label, self._next, self._gap, self._failed, self._ended = (
+                -math.inf, -1, None, False, 0, False
+            )  # fmt: skip
+
+    def at(self, i: int) -> bool:
+        """Move ``frame`` to the frame shown at index ``i`` (at or after the index last asked for).
+
+        Returns whether it is that frame (False: frames were lost there and an earlier one stands
+        in). ``frame`` stays None when no frame could be read.
+        """
+        while True:
+            if self._next is None:
+                self._next = self._grab()
+                if self._next is None:  # the end: the last frame is shown for its step, after that frames are lost
+                    return self._shown == i or i <= self._label + max(self._steps)
+            if self._next > i and self.frame is not None:
+                return self._shown == i or not self._gap
+            label, gap, self._next = self._next, self._gap, None
+            # Retrieved (the costly part) when it may be the one shown at i: it is at i; or frames
+            # are irregular, so the next one may be past i; or a broken stretch may follow it (the
+            # last good frame stands in). At a constant frame rate only the frames sampled are.
+            if label >= i or not self._regular or self._failed or self.frame is None:
+                ok, frame = self.capture.retrieve()
+                if ok:
+                    self.frame, self._shown, self.serial = frame, label, self.serial + 1
+            if self._label >= 0 and label - self._label != 1:
+                self._regular = False
+            self._steps.append(max(1, label - self._label))
+            self._label = label
+            if label >= i:  # at i; or past it when nothing before it could be read
+                return self._shown == i or (self._shown > i and not gap)
+
+    def _grab(self) -> int | None:
+        """Grab the next frame; its label, or None at the end of the stream."""
+        failures = 0
+        while not self._ended:
+            if self.capture.grab():
+                t = self.capture.get(cv2.CAP_PROP_POS_MSEC) / 1000  # 0 when the frame has no timestamp
+                if 0 < t <= self._time:
+                    # Older than the last: a decoder recovering from a broken stretch, too late (or
+                    # timestamps that start again, a file joined from two: the rest counts as lost).
+                    continue
+                label = round(t * self.fps) if t > 0 or self._label < 0 else self._label + 1
+                self._time = max(t, self._time)
+                # Frames the decoder held back may come out after the failed grabs, so the broken
+                # stretch shows as the first jump in labels within a few frames after them.
+                self._failed = _DECODER_DELAY if failures else max(0, self._failed - 1)
+                self._gap = self._failed > 0 and label - self._label > max(self._steps)
+                if self._gap:
+                    self._failed = 0
+                return label
+            # A failed grab is a packet that did not decode, or the end: the end fails every time
+            # after, cheaply; a broken stretch is at most the frames the file has left.
+            failures += 1
+            self._ended = failures > max(16, self.n_frames - self._label)
+        return None
 
 
 def frames_to_uint8(frames: np.ndarray, cfg: VideoFrontEndConfig) -> torch.Tensor:
