@@ -238,12 +238,21 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _eval_moments(model: Any, args: argparse.Namespace) -> int:
-    from fmn_core.eval.moments_eval import evaluate_moments
+    from fmn_core.eval.moments_eval import choose_background_weight, evaluate_moments
 
     bars = _StageBars()
     # the windows the index would use, unless asked otherwise
     args.window = args.window if args.window is not None else model.video_frontend.window
     args.hop = args.hop if args.hop is not None else model.video_frontend.hop
+    if args.choose_prior:
+        prior = choose_background_weight(
+            model, args.manifest, args.split, length=args.window, hop=args.hop, grow=args.grow, jobs=args.jobs,
+            progress=lambda what, done, total: bars(what, done, total),
+        )  # fmt: skip
+        for w, value in prior.figures.items():
+            print(f"background weight {w:>4}: within-video R@1 at IoU 0.5 {100 * value:.1f}")
+        print(f"chose {prior.background_weight:g} on split {args.split}; wrote {prior.save(model.path)}")
+        return 0
     report = evaluate_moments(
         model, args.manifest, args.split, args.window, args.hop, grow=args.grow, jobs=args.jobs, strip=args.plot,
         progress=lambda what, done, total: bars(what, done, total),
@@ -529,6 +538,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--window", type=float, help="with --moments: window length in seconds (default: the model's, as the index)"
     )
     p.add_argument("--hop", type=float, help="with --moments: window hop in seconds (default: the model's)")
+    p.add_argument(
+        "--choose-prior",
+        action="store_true",
+        help="with --moments (on a validation split): choose the weight of the background prior that ranks "
+        "moments best and write it beside the model (moments.json)",
+    )
     p.add_argument(
         "--grow",
         type=float,

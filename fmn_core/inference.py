@@ -174,6 +174,44 @@ class FMNModel:
 
         return load_calibration(path, digest)
 
+    @functools.cached_property
+    def moment_prior(self) -> float:
+        """The weight of the background prior in a window's score (``index.moments.moment_scores``):
+        from ``moments.json`` beside the checkpoint, 0 without one or without a background class."""
+        if self.path is None or self.background_class is None:
+            return 0.0
+        from fmn_core.index.moments import load_moment_prior
+        from fmn_core.index.store import file_hash
+
+        path = self.path
+
+        def digest() -> str:
+            if self.checkpoint_digest is None:
+                self.checkpoint_digest = file_hash(path)
+            return self.checkpoint_digest
+
+        prior = load_moment_prior(path, digest)
+        return prior.background_weight if prior is not None else 0.0
+
+    @property
+    def background_class(self) -> int | None:
+        """The I3D's class for stretches where nothing happens (trained from ``background`` rows), if it has one."""
+        from fmn_core.manifest import BACKGROUND
+
+        return self.class_names.index(BACKGROUND) if BACKGROUND in self.class_names else None
+
+    @torch.no_grad()
+    def background_probability(self, v_raw: torch.Tensor) -> np.ndarray | None:
+        """``(N,)`` the I3D's probability that each clip or window is background; None without the class."""
+        bg = self.background_class
+        if bg is None:
+            return None
+        if self.net.video_encoder is None:
+            self.net.build_video_encoder()
+        head = self.net.video_encoder.head.proj  # type: ignore[union-attr]
+        logits = head(v_raw.to(self.device).float())
+        return torch.softmax(logits, dim=-1)[:, bg].double().cpu().numpy()
+
     @property
     def name(self) -> str:
         """A short name for status lines: the model folder's name."""

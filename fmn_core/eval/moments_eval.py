@@ -31,7 +31,18 @@ import numpy as np
 import torch
 
 from fmn_core.errors import FmnError
-from fmn_core.index.moments import VideoSpan, chance_recall, merge_windows, recall_at_iou, temporal_iou, windows
+from fmn_core.eval import scoring
+from fmn_core.index.moments import (
+    MomentPrior,
+    VideoSpan,
+    chance_recall,
+    merge_windows,
+    moment_scores,
+    recall_at_iou,
+    temporal_iou,
+    windows,
+)
+from fmn_core.index.store import file_hash
 from fmn_core.manifest import ManifestRow, read_manifest
 
 if TYPE_CHECKING:
@@ -143,11 +154,15 @@ def evaluate_moments(
     jobs: int | None = None,
     progress: Progress | None = None,
     strip: str | os.PathLike[str] | None = None,
+    background_weights: Sequence[float] | None = None,
 ) -> MomentReport:
     """The protocol of the module docstring on one split of a manifest.
 
-    ``strip``: also draw, to this PNG, the first English query's window scores over the first
-    video that shows its class, against the annotated segments.
+    Windows are ranked as search ranks them (``index.moments.moment_scores``: log S and the
+    model's background prior). ``strip``: also draw, to this PNG, the first English query's
+    window scores over the first video that shows its class, against the annotated segments.
+    ``background_weights``: instead of the model's own prior weight, report each of these (the
+    figures of weight w under the scope ``"all, weight w"``), for choosing one on validation.
 
     Raises:
         FmnError: the split has no segment rows, or no speech of their classes.
@@ -165,7 +180,11 @@ def evaluate_moments(
         raise FmnError(f"{manifest_path}: split {split!r} has no speech of the segments' classes to query with")
     videos = _videos(manifest, segments, length, hop)
     v_raw = _encode_windows(model, videos, jobs, progress)
-    scores = model.ranking_scores(v_raw, data.a_raw[queries])  # (windows, queries)
+    log_s = scoring.log_s(
+        model.ranking_scores(v_raw, data.a_raw[queries]), model.net.combiner.mode
+    )  # (windows, queries)
+    background = model.background_probability(v_raw)
+    scores = moment_scores(log_s, background, model.moment_prior)
     rows = [data.speech_rows[i] for i in queries]
     report = MomentReport(
         counts={"videos": len(videos), "windows": len(v_raw), "segments": len(segments), "queries": len(rows)},
@@ -173,10 +192,39 @@ def evaluate_moments(
     )
     if strip is not None:
         _draw_first_strip(Path(strip), videos, scores, rows)
+    labels_q = [r.label for r in rows]
+    if background_weights is not None:
+        for w in background_weights:
+            weighted = moment_scores(log_s, background, w)
+            report.figures[f"all, weight {w:g}"] = _figures(videos, weighted, labels_q, grow, overlap)
+        return report
     for scope in ["all", *sorted({r.lang for r in rows if r.lang})]:
         chosen = [j for j, r in enumerate(rows) if scope == "all" or r.lang == scope]
-        report.figures[scope] = _figures(videos, scores[:, chosen], [rows[j].label for j in chosen], grow, overlap)
+        report.figures[scope] = _figures(videos, scores[:, chosen], [labels_q[j] for j in chosen], grow, overlap)
     return report
+
+
+def choose_background_weight(
+    model: FMNModel,
+    manifest_path: str | os.PathLike[str],
+    split: str = "val",
+    grid: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+    **options: Any,
+) -> MomentPrior:
+    """The background weight with the best within-video R@1 at IoU 0.5 on ``split`` (the smaller on a tie).
+
+    Raises:
+        FmnError: the model has no background class (train it with ``background`` rows), or
+            the split has no segments or speech for them.
+    """
+    if model.background_class is None:
+        raise FmnError(f"{model.name} has no background class: train it on a manifest with 'background' rows "
+                       "(fmn manifest background) to rank moments with a background prior")  # fmt: skip
+    report = evaluate_moments(model, manifest_path, split, background_weights=grid, **options)
+    figures = {f"{w:g}": report.figures[f"all, weight {w:g}"]["FMN, within the video"]["R@1 IoU0.5"] for w in grid}
+    best = max(grid, key=lambda w: (figures[f"{w:g}"], -w))
+    digest = model.checkpoint_digest or (file_hash(model.path) if model.path is not None else "")
+    return MomentPrior(digest, float(best), split, figures)
 
 
 def _figures(
@@ -270,4 +318,4 @@ def _right_windows(video: _Video, truths: Sequence[VideoSpan], iou: float) -> in
     return sum(any(temporal_iou(span, t[1:]) >= iou for t in truths) for span in video.spans)
 
 
-__all__ = ["IOUS", "KS", "MomentReport", "evaluate_moments"]
+__all__ = ["IOUS", "KS", "MomentReport", "choose_background_weight", "evaluate_moments"]

@@ -72,3 +72,15 @@ def ranking_from_terms(
         combiner = copy.deepcopy(combiner).to(s1_logit.device).double()  # a copy: the network's stays float32
     s, _, logit = combiner(s1_logit, memory)
     return (logit if logit is not None else s).cpu().numpy()
+
+
+def log_s(ranking: np.ndarray, mode: str) -> np.ndarray:
+    """log S from :func:`ranking_from_terms`' scores: exact from a logit ('learned', 'none'), else log of S.
+
+    Moments add a log prior to it (``index.moments.moment_scores``); adding to a logit would not
+    be a product of probabilities.
+    """
+    ranking = np.asarray(ranking, dtype=np.float64)
+    if mode in ("learned", "none"):
+        return -np.logaddexp(0.0, -ranking)  # log sigmoid, without overflow
+    return np.log(np.clip(ranking, 1e-300, None))

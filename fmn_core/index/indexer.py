@@ -601,6 +601,7 @@ class _LongVideo:
     spans: list[tuple[float, float]] = field(default_factory=list)
     raw: list[np.ndarray] = field(default_factory=list)
     vec: list[np.ndarray] = field(default_factory=list)
+    background: list[np.ndarray] = field(default_factory=list)  # P(background) per window (models with the class)
     previews: dict[int, bytes] = field(default_factory=dict)
     missing: int = 0
     reason: str | None = None  # set when a stretch failed: the video fails as a whole
@@ -640,17 +641,20 @@ class _Batch:
             video.reason = video.reason or d.reason
             video.raw, video.vec = [], []
         elif video.reason is None and d.payload is not None and d.spans is not None:
-            raw, vec = self._encode_windows(d.payload)
+            raw, vec, background = self._encode_windows(d.payload)
             video.spans += d.spans
             video.raw.append(raw)
             video.vec.append(vec)
+            if background is not None:
+                video.background.append(background)
             video.previews.update(d.previews)
             video.missing += d.missing
         if d.part == d.parts - 1:
             del self.long[d.id]
             self.finished.append(self._long_record(d.id, video))
 
-    def _encode_windows(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _encode_windows(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Raw features, common-space vectors and P(background) (None: no such class) of windows."""
         import torch
 
         from fmn_core.features.video import normalize_clip
@@ -661,7 +665,8 @@ class _Batch:
             raw = model.video_raw_from_clips(normalize_clip(torch.from_numpy(clips[i : i + self.encode_windows])))
             raws.append(raw.numpy())
             vecs.append(model.embed_video(raw).numpy())
-        return np.concatenate(raws), np.concatenate(vecs)
+        raw_all = np.concatenate(raws)
+        return raw_all, np.concatenate(vecs), model.background_probability(torch.from_numpy(raw_all))
 
     def _long_record(self, item_id: str, video: _LongVideo) -> ItemRecord:
         import torch
@@ -678,7 +683,8 @@ class _Batch:
         middle = len(video.spans) // 2
         preview = min(video.previews.items(), key=lambda kv: abs(kv[0] - middle))[1] if video.previews else None
         spans = np.asarray(video.spans, dtype=np.float64)
-        windows = WindowFeatures(spans, raw, vec, video.previews)
+        background = np.concatenate(video.background) if video.background else None
+        windows = WindowFeatures(spans, raw, vec, video.previews, background)
         decoded = _Decoded(item_id, video.hash, video.duration, preview)
         return self._record(decoded, "ok", whole, whole_vec, windows)
 

@@ -11,9 +11,17 @@ first k (``recall_at_iou``).
 
 from __future__ import annotations
 
+import json
+import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+PRIOR_FILE = "moments.json"  # beside a checkpoint: the background weight chosen for it on validation
 
 Span = tuple[float, float]  # (start, end) in seconds
 VideoSpan = tuple[str, float, float]  # (video id, start, end)
@@ -52,6 +60,54 @@ def windows(duration: float, length: float, hop: float) -> list[Span]:
     n = math.ceil((duration - length) / hop) + 1
     starts = [min(i * hop, duration - length) for i in range(n)]
     return [(round(s, 6), round(s + length, 6)) for s in dict.fromkeys(starts)]
+
+
+def moment_scores(log_s: np.ndarray, background: np.ndarray | None, weight: float) -> np.ndarray:
+    """What windows are ranked by: ``log S + weight * log(1 - P(background))``.
+
+    ``background`` is the I3D's probability that a window is a stretch where nothing of the
+    vocabulary happens (a model trained with ``background`` rows has that class); the idle
+    stretches of a recipe show a step's objects without its action, which S alone often prefers
+    to the step itself. ``weight`` 0, or no probability (NaN: a clip, or a model without the
+    class), leaves log S as it is. Any leading shape: ``background`` runs along the first axis.
+    """
+    if background is None or weight == 0:
+        return log_s
+    keep = np.log(np.clip(1.0 - np.nan_to_num(np.asarray(background, np.float64), nan=0.0), 1e-6, None))
+    return log_s + weight * keep.reshape(keep.shape + (1,) * (np.ndim(log_s) - 1))
+
+
+@dataclass(frozen=True)
+class MomentPrior:
+    """The background weight of :func:`moment_scores` chosen for one checkpoint (``moments.json``)."""
+
+    checkpoint_hash: str
+    background_weight: float
+    split: str  # where it was chosen
+    figures: dict[str, float] = field(default_factory=dict)  # weight -> the choosing figure, for the record
+
+    def save(self, checkpoint: Path) -> Path:
+        path = checkpoint.parent / PRIOR_FILE
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+        return path
+
+
+def load_moment_prior(checkpoint: Path, checkpoint_hash: Callable[[], str]) -> MomentPrior | None:
+    """The prior beside ``checkpoint``, or None (no file, unreadable, or for other weights: logged)."""
+    path = checkpoint.parent / PRIOR_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        prior = MomentPrior(str(raw["checkpoint_hash"]), float(raw["background_weight"]), str(raw["split"]),
+                            {str(k): float(v) for k, v in raw.get("figures", {}).items()})  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: unreadable, moments are ranked by S alone (%s)", path, exc)
+        return None
+    if prior.checkpoint_hash != checkpoint_hash():
+        log.warning("%s was chosen for other weights than %s: moments are ranked by S alone", path, checkpoint)
+        return None
+    return prior
 
 
 def clock(seconds: float) -> str:
@@ -154,10 +210,13 @@ def chance_recall(n_windows: int, n_right: int, k: int) -> float:
 
 __all__ = [
     "Moment",
+    "MomentPrior",
     "Span",
     "VideoSpan",
     "chance_recall",
     "clock",
+    "load_moment_prior",
+    "moment_scores",
     "span_text",
     "merge_windows",
     "recall_at_iou",

@@ -38,8 +38,9 @@ import torch
 import torch.nn.functional as F
 
 from fmn_core.errors import FmnError
+from fmn_core.eval import scoring
 from fmn_core.index.indexer import Cancel, Indexer, IndexReport, LibraryEntry, Progress, modality_of
-from fmn_core.index.moments import Moment, merge_windows
+from fmn_core.index.moments import Moment, merge_windows, moment_scores
 from fmn_core.index.store import (
     DB_NAME,
     INDEX_DIRNAME,
@@ -163,6 +164,7 @@ class Collection:
     vecs: np.ndarray  # (N, E) float32 normalised common-space vectors
     raw: Any  # (N, D) float32 raw features: an array, or anything indexable by an int array
     spans: np.ndarray | None = None  # (N, 2) a window's (start, end) in seconds, NaN for a whole file; None: no windows
+    background: np.ndarray | None = None  # (N,) a window's P(background) (index.moments.moment_scores); NaN: none
 
     def __len__(self) -> int:
         return len(self.items)
@@ -350,7 +352,9 @@ class Retriever:
         root = str(self.store.library)
         rows, vectors = self.store.load()
         items = {i: self._item(root, r) for i, r in rows.items() if r.status != "stale"}
-        collections = {m: Collection([items[i] for i in v.ids], v.vec, v.raw, v.spans) for m, v in vectors.items()}
+        collections = {
+            m: Collection([items[i] for i in v.ids], v.vec, v.raw, v.spans, v.background) for m, v in vectors.items()
+        }
         with self._lock:
             self._items = items  # in id order, as the query returned them
             self._collections = collections
@@ -539,7 +543,7 @@ class Retriever:
 
                 # The evaluation's order (FMNModel.ranking_scores), not S itself: S saturates in float32.
                 score = flat(ranking)
-                order, spans = _moments(col, rows, score)
+                order, spans = _moments(col, rows, score, self.model)
                 order, spans = order[:top], spans[:top]
                 s, s1, mem, slot = flat(out.s), flat(out.s1), flat(out.memory), flat(out.slot)
                 sure = fit.confidence(score[order]) if fit is not None else None
@@ -576,7 +580,9 @@ class Retriever:
             _, ranking = self.model.score_and_rank(c_raw, query.raw.detach().float().reshape(1, -1).cpu())
             score = np.asarray(ranking[:, 0])
         sure = fit.confidence(score) if fit is not None else None
-        return WindowScores(col.spans[rows].copy(), score, sure)
+        background = col.background[rows] if col.background is not None else None
+        log_s = scoring.log_s(score, self.model.net.combiner.mode)
+        return WindowScores(col.spans[rows].copy(), moment_scores(log_s, background, self.model.moment_prior), sure)
 
     def _check_query(self, query: Query) -> None:
         if query.modality not in MODALITIES:
@@ -728,7 +734,7 @@ class WindowScores:
     """A query's scores along one long video (the app's score strip)."""
 
     spans: np.ndarray  # (n, 2) window (start, end) in seconds, in time order
-    scores: np.ndarray  # (n,) ranking scores (the order search uses; higher is better)
+    scores: np.ndarray  # (n,) what search ranks windows by (log S and the background prior; higher is better)
     confidence: np.ndarray | None  # (n,) calibrated probabilities; None without a calibration
 
     def moments(self) -> list[Moment]:
@@ -736,15 +742,21 @@ class WindowScores:
         return merge_windows([tuple(x) for x in self.spans.tolist()], self.scores.tolist())
 
 
-def _moments(col: Collection, rows: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, list[tuple[Any, Any]]]:
+def _moments(
+    col: Collection, rows: np.ndarray, ranking: np.ndarray, model: FMNModel
+) -> tuple[np.ndarray, list[tuple[Any, Any]]]:
     """Scored rows as hits, best first: a clip's row is a hit; a long video's scored windows
     become moments (each the row of its best window, and its span).
 
+    Where there are windows, rows are ranked by log S and windows by log S with the model's
+    background prior (``index.moments.moment_scores``), as ``fmn eval --moments`` ranks them.
     Ties keep library order (a stable sort on row order), as the evaluation breaks them.
     """
     none = (None, None)
     if col.spans is None:
-        return np.argsort(-score, kind="stable"), [none] * len(rows)
+        return np.argsort(-ranking, kind="stable"), [none] * len(rows)
+    background = col.background[rows] if col.background is not None else None
+    score = moment_scores(scoring.log_s(ranking, model.net.combiner.mode), background, model.moment_prior)
     chosen: list[int] = []
     spans: list[tuple[Any, Any]] = []
     windowed = ~np.isnan(col.spans[rows, 0])

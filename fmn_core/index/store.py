@@ -64,6 +64,7 @@ CREATE TABLE IF NOT EXISTS windows (  -- a long video's overlapping windows, sea
     end REAL NOT NULL,
     vec BLOB NOT NULL,           -- float32 normalised common-space vector (E,)
     raw BLOB NOT NULL,           -- float32 raw features (Dv,)
+    background REAL,             -- the I3D's P(nothing happens) here; NULL: the model has no such class
     preview BLOB,                -- JPEG thumbnail of its middle, about one per window length; else NULL
     PRIMARY KEY (item_id, idx)
 );
@@ -121,6 +122,7 @@ class WindowFeatures:
     raw: np.ndarray  # (n, Dv) float32
     vec: np.ndarray  # (n, E) float32
     previews: dict[int, bytes]  # window position -> JPEG thumbnail (some windows only)
+    background: np.ndarray | None = None  # (n,) P(background) per window; None: the model has no such class
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,7 @@ class Vectors:
     raw: np.ndarray  # (N, D) float32
     vec: np.ndarray  # (N, E) float32
     spans: np.ndarray | None = None  # (N, 2) window (start, end) in seconds; NaN for a whole clip; None: no windows
+    background: np.ndarray | None = None  # (N,) a window's P(background); NaN for a clip or unknown
 
 
 def file_hash(path: str | os.PathLike[str]) -> str:
@@ -388,7 +391,7 @@ class Store:
         ]
         windows = [
             (r.row.id, i, float(start), float(end), _blob(r.windows.vec[i]), _blob(r.windows.raw[i]),
-             r.windows.previews.get(i))
+             None if r.windows.background is None else float(r.windows.background[i]), r.windows.previews.get(i))
             for r in records if r.windows is not None
             for i, (start, end) in enumerate(r.windows.spans)
         ]  # fmt: skip
@@ -400,7 +403,8 @@ class Store:
                 values,
             )
             db.executemany(
-                "INSERT INTO windows (item_id, idx, start, end, vec, raw, preview) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO windows (item_id, idx, start, end, vec, raw, background, preview) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 windows,
             )
 
@@ -450,7 +454,8 @@ class Store:
         with self._lock:
             fetched = self._db.execute(f"SELECT {_ROW_COLUMNS}, vec, raw FROM items ORDER BY id").fetchall()
             windowed = self._db.execute(
-                "SELECT w.item_id, w.start, w.end, w.vec, w.raw FROM windows w JOIN items i ON i.id = w.item_id "
+                "SELECT w.item_id, w.start, w.end, w.vec, w.raw, w.background FROM windows w "
+                "JOIN items i ON i.id = w.item_id "
                 "WHERE i.status = 'ok' ORDER BY w.item_id, w.idx"
             ).fetchall()
         rows = {r[0]: StoredItem(*r[:12]) for r in fetched}
@@ -467,14 +472,15 @@ class Store:
                 if r[11] and r[0] in by_item:
                     parts += by_item[r[0]]
                 else:
-                    parts.append((r[0], np.nan, np.nan, r[12], r[13]))
+                    parts.append((r[0], np.nan, np.nan, r[12], r[13], None))
             if not parts:
                 vectors[modality] = Vectors([], np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
                 continue
             vec = np.frombuffer(b"".join(p[3] for p in parts), dtype=np.float32).reshape(len(parts), -1)
             raw = np.frombuffer(b"".join(p[4] for p in parts), dtype=np.float32).reshape(len(parts), -1)
             spans = np.array([(p[1], p[2]) for p in parts], dtype=np.float64) if windowed else None
-            vectors[modality] = Vectors([p[0] for p in parts], raw, vec, spans)
+            background = np.array([np.nan if p[5] is None else p[5] for p in parts]) if windowed else None
+            vectors[modality] = Vectors([p[0] for p in parts], raw, vec, spans, background)
         return rows, vectors
 
     # -- memory banks and their log -----------------------------------------------------------

@@ -220,6 +220,10 @@ def train(
     classes = sorted({r.label for r in rows["video", "train"]} & {r.label for r in rows["speech", "train"]})
     if not classes:
         raise FmnError(f"{manifest_path}: no class has both training videos and training speech")
+    if any(r.label == BACKGROUND for r in rows["video", "train"]):
+        # One more class for the I3D, so that it learns what tells a step from the still scene
+        # around it (the same objects, no action); no speech has it (stage 2: negatives only).
+        classes.append(BACKGROUND)
     class_ids = {c: i for i, c in enumerate(classes)}
     manifest_hash = hashlib.blake2b(Path(manifest_path).read_bytes(), digest_size=12).hexdigest()
     fmn_cfg = dataclasses.replace(
@@ -316,9 +320,10 @@ def train(
                 encoder.features(torch.stack(clips[i : i + 16]).to(device)).cpu() for i in range(0, len(clips), 16)
             ]
         labels = _labels(dv.rows, class_ids)
-        if split == "train":  # background stretches: one more label, which no speech has (negatives only)
-            background = torch.tensor([r.label == BACKGROUND for r in dv.rows], dtype=torch.bool)
-            labels[background] = len(classes)
+        if (
+            split != "train" and BACKGROUND in class_ids
+        ):  # validation ranks speech's videos: a background video answers nothing
+            labels[labels == class_ids[BACKGROUND]] = -1
         feats_t = torch.cat(feats) if feats else torch.zeros(0, fmn_cfg.video.feature_dim)
         video_sets[split] = VideoSet(feats_t[labels >= 0], labels[labels >= 0])
         speeds = cfg.fmn_stage.speed_perturb if split == "train" else ()

@@ -12,15 +12,16 @@ import pytest
 import torch
 
 from fmn_core.cli import main
+from fmn_core.eval.scoring import log_s
 from fmn_core.features.video import VideoFrontEndConfig, normalize_clip, window_clips
 from fmn_core.index import indexer
 from fmn_core.index.export import render
 from fmn_core.index.indexer import Indexer
-from fmn_core.index.moments import merge_windows, windows
+from fmn_core.index.moments import merge_windows, moment_scores, windows
 from fmn_core.index.retriever import Retriever
 from fmn_core.index.store import Store
 from fmn_core.inference import FMNModel
-from fmn_core.manifest import read_manifest
+from fmn_core.manifest import BACKGROUND, read_manifest
 from fmn_core.models import FMNConfig, create_fmn
 from fmn_core.models.speech import SpeechEncoderConfig
 
@@ -92,8 +93,8 @@ def test_search_returns_the_moments_the_evaluation_would_choose(library: Path, m
         found = [h.span for h in result.hits if h.item.id == RECIPE_IDS[0]]
         assert np.allclose(found, [m.span for m in expected], atol=1e-6)
 
-        strip = r.window_scores(query, RECIPE_IDS[0])
-        np.testing.assert_allclose(strip.scores, ranking, rtol=1e-5, atol=1e-5)
+        strip = r.window_scores(query, RECIPE_IDS[0])  # ranked in log S (no background class: no prior)
+        np.testing.assert_allclose(strip.scores, log_s(ranking, model.net.combiner.mode), rtol=1e-5, atol=1e-5)
         assert np.allclose(strip.moments()[0].span, found[0])
 
         # a moment searched back with, and confirmed, uses its own windows
@@ -191,3 +192,61 @@ def test_search_command_gives_start_and_end(library: Path, model_dir: Path, caps
     finally:
         r.close()
     assert playlist.count("#EXTVLCOPT:start-time=") == 3 and playlist.count("#EXTVLCOPT:stop-time=") == 3
+
+
+@pytest.fixture(scope="module")
+def background_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random model whose I3D has a background class (as one trained with background rows has)."""
+    import dataclasses
+
+    torch.manual_seed(1)
+    cfg = dataclasses.replace(SMALL, video=dataclasses.replace(SMALL.video, num_classes=4))
+    fe = VideoFrontEndConfig(frames=cfg.video.input_frames, size=cfg.video.input_size, window=2.0, hop=1.0)
+    folder = tmp_path_factory.mktemp("bg-model") / "m"
+    classes = ["cut_onion", "pour_oil", "stir_pan", BACKGROUND]
+    FMNModel(create_fmn(cfg).eval(), cfg, video_frontend=fe, class_names=classes).save(folder)
+    return folder
+
+
+def test_the_background_prior_ranks_windows_in_search_as_in_the_evaluation(
+    library: Path, background_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["eval", "--moments", "--choose-prior", "--model", str(background_model), "--manifest",
+            str(library / "manifest.csv"), "--split", "test", "--jobs", "1"]  # fmt: skip
+    assert main(argv) == 0
+    prior = json.loads((background_model / "moments.json").read_text())
+    assert set(prior["figures"]) == {"0", "0.5", "1", "2", "4", "8", "16"} and "chose" in capsys.readouterr().out
+    prior["background_weight"] = 8.0  # a strong prior, so that it shows in the order whatever was chosen
+    (background_model / "moments.json").write_text(json.dumps(prior))
+    model = FMNModel.load(background_model)
+    assert model.moment_prior == 8.0
+    r = Retriever.open(library, background_model, jobs=1)
+    try:
+        speech = [it for it in r.items("speech") if it.status == "ok"]
+        query = r.query_from_item(speech[0].id)
+        found = [h.span for h in r.search(query).hits if h.item.id == RECIPE_IDS[0]]
+        path = str(library / RECIPE_IDS[0])
+        spans = windows(r.item(RECIPE_IDS[0]).duration, 2.0, 1.0)
+        clips = window_clips(path, spans, model.video_frontend).clips
+        v_raw = model.video_raw_from_clips(normalize_clip(torch.from_numpy(clips)))
+        background = model.background_probability(v_raw)
+        assert background is not None and np.all((background > 0) & (background < 1))
+        score = log_s(model.ranking_scores(v_raw, query.raw[None])[:, 0], model.net.combiner.mode)
+        expected = merge_windows(spans, moment_scores(score, background, 8.0).tolist())
+        assert np.allclose(found, [m.span for m in expected], atol=1e-6)
+        strip = r.window_scores(query, RECIPE_IDS[0])
+        np.testing.assert_allclose(strip.scores, moment_scores(score, background, 8.0), rtol=1e-4, atol=1e-4)
+    finally:
+        r.close()
+    (background_model / "moments.json").write_text(json.dumps({**prior, "checkpoint_hash": "other weights"}))
+    assert FMNModel.load(background_model).moment_prior == 0.0  # chosen for another checkpoint: not used
+
+
+def test_moment_scores_add_the_log_prior_only_where_there_is_one() -> None:
+    log_s = np.log(np.array([[0.5, 0.2], [0.4, 0.4], [0.3, 0.1]]))
+    background = np.array([0.0, 0.75, np.nan])  # NaN: a clip (no prior)
+    out = moment_scores(log_s, background, 2.0)
+    np.testing.assert_allclose(out[0], log_s[0])
+    np.testing.assert_allclose(out[1], log_s[1] + 2 * np.log(0.25))
+    np.testing.assert_allclose(out[2], log_s[2])
+    assert moment_scores(log_s, background, 0.0) is log_s and moment_scores(log_s, None, 3.0) is log_s
