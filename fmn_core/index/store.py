@@ -218,6 +218,9 @@ def index_dir_for(library: str | os.PathLike[str]) -> Path:
     return folder
 
 
+# (table, column, type) of the columns added to a table after its first release.
+_ADDED_COLUMNS = (("items", "windows", "INTEGER NOT NULL DEFAULT 0"), ("windows", "background", "REAL"))
+
 # The columns of StoredItem, in its order.
 _ROW_COLUMNS = "id, path, modality, size, mtime_ns, hash, duration, label, text, status, reason, windows"
 
@@ -264,13 +267,13 @@ class Store:
             raise LibraryIndexError(
                 f"{self.path}: index made by a newer FMN Studio (schema {version}, this one reads {SCHEMA_VERSION})"
             )
-        if version is not None and int(version) < 2:
-            # Schema 1 knew no windows: its long videos are single items, re-encoded as windows by
-            # the next indexing run (the plan sees a long video without windows).
-            with self.transaction() as db:
-                columns = {r[1] for r in db.execute("PRAGMA table_info(items)")}
-                if "windows" not in columns:
-                    db.execute("ALTER TABLE items ADD COLUMN windows INTEGER NOT NULL DEFAULT 0")
+        # Columns added since a table was first made (CREATE TABLE IF NOT EXISTS leaves an old
+        # table as it was). Schema 1 knew no windows: its long videos are single items, encoded
+        # again as windows by the next indexing run (the plan sees a long video without windows).
+        with self.transaction() as db:
+            for table, column, kind in _ADDED_COLUMNS:
+                if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         if version is None or int(version) < SCHEMA_VERSION:
             self.set_meta("schema", str(SCHEMA_VERSION))
 

@@ -250,3 +250,17 @@ def test_moment_scores_add_the_log_prior_only_where_there_is_one() -> None:
     np.testing.assert_allclose(out[1], log_s[1] + 2 * np.log(0.25))
     np.testing.assert_allclose(out[2], log_s[2])
     assert moment_scores(log_s, background, 0.0) is log_s and moment_scores(log_s, None, 3.0) is log_s
+
+
+def test_an_index_whose_windows_lack_a_later_column_gains_it(library: Path, model_dir: Path) -> None:
+    Retriever.open(library, model_dir, jobs=1).close()
+    db = sqlite3.connect(library / ".fmn-index" / "index.sqlite")
+    db.execute("ALTER TABLE windows DROP COLUMN background")  # as the first version of schema 2 made it
+    db.commit()
+    db.close()
+    shutil.copyfile(library / RECIPE_IDS[0], library / RECIPE_IDS[1])  # something to write windows for
+    r = Retriever.open(library, model_dir, jobs=1)
+    try:
+        assert r.report.updated == 1 and r.store.integrity_check() == "ok"  # type: ignore[union-attr]
+    finally:
+        r.close()
