@@ -157,22 +157,23 @@ class FMNModel:
             return str(exc)
         return None
 
+    def _digest(self) -> str:
+        """The checkpoint file's blake2b, computed once (what files kept beside it are checked against)."""
+        from fmn_core.index.store import file_hash
+
+        if self.checkpoint_digest is None:
+            assert self.path is not None
+            self.checkpoint_digest = file_hash(self.path)
+        return self.checkpoint_digest
+
     @functools.cached_property
     def calibration(self) -> Calibration | None:
         """How sure its hits are (:mod:`fmn_core.eval.calibration`): from ``calibration.json`` beside the checkpoint."""
         if self.path is None:
             return None
         from fmn_core.eval.calibration import load_calibration
-        from fmn_core.index.store import file_hash
 
-        path = self.path
-
-        def digest() -> str:
-            if self.checkpoint_digest is None:
-                self.checkpoint_digest = file_hash(path)
-            return self.checkpoint_digest
-
-        return load_calibration(path, digest)
+        return load_calibration(self.path, self._digest)
 
     @functools.cached_property
     def moment_prior(self) -> float:
@@ -181,16 +182,8 @@ class FMNModel:
         if self.path is None or self.background_class is None:
             return 0.0
         from fmn_core.index.moments import load_moment_prior
-        from fmn_core.index.store import file_hash
 
-        path = self.path
-
-        def digest() -> str:
-            if self.checkpoint_digest is None:
-                self.checkpoint_digest = file_hash(path)
-            return self.checkpoint_digest
-
-        prior = load_moment_prior(path, digest)
+        prior = load_moment_prior(self.path, self._digest)
         return prior.background_weight if prior is not None else 0.0
 
     @property

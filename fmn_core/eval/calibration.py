@@ -88,23 +88,14 @@ def calibration_path(checkpoint: Path) -> Path:
 
 def load_calibration(checkpoint: Path, checkpoint_hash: Callable[[], str]) -> Calibration | None:
     """The calibration beside ``checkpoint``, or None (no file, unreadable, or for other weights: logged)."""
-    path = calibration_path(checkpoint)
-    if not path.is_file():
-        return None
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        calibration = Calibration(
-            str(raw["checkpoint_hash"]),
-            str(raw["split"]),
-            {k: DirectionFit(**raw["directions"][k]) for k in DIRECTIONS},
-        )
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("%s: unreadable calibration, confidences are off (%s)", path, exc)
-        return None
-    if calibration.checkpoint_hash != checkpoint_hash():
-        log.warning("%s was fitted on other weights than %s: confidences are off (run fmn calibrate)", path, checkpoint)
-        return None
-    return calibration
+    from fmn_core.models.checkpoint import read_beside
+
+    def parse(raw: dict[str, Any]) -> Calibration:
+        directions = {k: DirectionFit(**raw["directions"][k]) for k in DIRECTIONS}
+        return Calibration(str(raw["checkpoint_hash"]), str(raw["split"]), directions)
+
+    without = "confidences are off (run fmn calibrate)"
+    return read_beside(calibration_path(checkpoint), parse, checkpoint_hash, "calibration", without)
 
 
 def describe(confidence: float | None, threshold: float | None) -> str:

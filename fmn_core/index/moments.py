@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,20 +95,14 @@ class MomentPrior:
 
 def load_moment_prior(checkpoint: Path, checkpoint_hash: Callable[[], str]) -> MomentPrior | None:
     """The prior beside ``checkpoint``, or None (no file, unreadable, or for other weights: logged)."""
-    path = checkpoint.parent / PRIOR_FILE
-    if not path.is_file():
-        return None
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        prior = MomentPrior(str(raw["checkpoint_hash"]), float(raw["background_weight"]), str(raw["split"]),
-                            {str(k): float(v) for k, v in raw.get("figures", {}).items()})  # fmt: skip
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.warning("%s: unreadable, moments are ranked by S alone (%s)", path, exc)
-        return None
-    if prior.checkpoint_hash != checkpoint_hash():
-        log.warning("%s was chosen for other weights than %s: moments are ranked by S alone", path, checkpoint)
-        return None
-    return prior
+    from fmn_core.models.checkpoint import read_beside
+
+    def parse(raw: dict[str, Any]) -> MomentPrior:
+        figures = {str(k): float(v) for k, v in raw.get("figures", {}).items()}
+        return MomentPrior(str(raw["checkpoint_hash"]), float(raw["background_weight"]), str(raw["split"]), figures)
+
+    without = "moments are ranked by S alone"
+    return read_beside(checkpoint.parent / PRIOR_FILE, parse, checkpoint_hash, "moment prior", without)
 
 
 def clock(seconds: float) -> str:

@@ -8,10 +8,12 @@ objects, since unpickling can run arbitrary code.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -19,6 +21,32 @@ from safetensors.torch import load_file, save_file
 
 from fmn_core.errors import FmnError
 from fmn_core.models.fmn import FeatureMemoryNetwork, FMNConfig, create_fmn
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def read_beside(
+    path: Path, parse: Callable[[dict[str, Any]], T], checkpoint_hash: Callable[[], str], what: str, without: str
+) -> T | None:
+    """A JSON file kept beside a checkpoint for its exact weights (its ``checkpoint_hash``), parsed.
+
+    None when there is none; None with a warning naming ``what`` it is and saying what goes
+    ``without`` it, when it is unreadable or was made for other weights.
+    """
+    if not path.is_file():
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        value = parse(raw)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: unreadable %s, %s (%s)", path, what, without, exc)
+        return None
+    if str(raw.get("checkpoint_hash")) != checkpoint_hash():
+        log.warning("%s: %s made for other weights than its checkpoint, %s", path, what, without)
+        return None
+    return value
+
 
 FORMAT = "fmn-studio-checkpoint"
 FORMAT_VERSION = 1
