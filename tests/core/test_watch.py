@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -74,8 +75,14 @@ def test_fmn_index_watch_indexes_files_as_they_arrive(tiny_corpus: Path, tmp_pat
             wait_for("2 items, 1 new")
             (library / "first.mp4").unlink()
             wait_for("1 removed")
+            # Read on, as a terminal does: a watcher whose pipe is full blocks on its next line
+            # (even "stopped watching") and never exits; what it prints here is kept for the message.
+            drain = threading.Thread(target=lambda: lines.extend(proc.stdout or []), daemon=True)
+            drain.start()
             proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=30) == 0
+            assert proc.wait(timeout=90) == 0, lines[-20:]
+            drain.join(timeout=10)
+            assert any("stopped watching" in line for line in lines)
         finally:
             if proc.poll() is None:  # a failed assertion must not leave the watcher running
                 proc.kill()
