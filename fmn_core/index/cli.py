@@ -92,10 +92,14 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 def _watch(retriever: Retriever, watcher: LibraryWatcher, args: argparse.Namespace) -> None:
     """Index what is added, changed or removed until Ctrl+C (each change once it has settled)."""
+    import signal
     import time
 
     from fmn_core.errors import FmnError
 
+    # Ctrl+C is how watching ends: a process started with SIGINT ignored (a background job of a
+    # script, or a parent that ignores it) would otherwise watch for ever.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print(f"watching {args.library} every {args.interval:g} s (Ctrl+C stops)", flush=True)
     try:
         while True:

@@ -54,7 +54,12 @@ def test_fmn_index_watch_indexes_files_as_they_arrive(tiny_corpus: Path, tmp_pat
     shutil.copy(videos[0], library / "first.mp4")
     cmd = [sys.executable, "-m", "fmn_core.cli", "index", str(library), "--watch", "--interval", "0.2", "--jobs", "1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env) as proc:
+    # Started with SIGINT ignored, as a background job of a script is (and as this test process may
+    # be after other tests): Ctrl+C must still stop the watcher.
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, preexec_fn=ignore_sigint
+    ) as proc:
         try:
             lines: list[str] = []
 
