@@ -157,8 +157,9 @@ class FMNModel:
             return str(exc)
         return None
 
-    def _digest(self) -> str:
-        """The checkpoint file's blake2b, computed once (what files kept beside it are checked against)."""
+    def checkpoint_hash(self) -> str:
+        """The checkpoint file's blake2b, computed once per process (what the index and the files
+        kept beside the checkpoint are checked against)."""
         from fmn_core.index.store import file_hash
 
         if self.checkpoint_digest is None:
@@ -173,7 +174,7 @@ class FMNModel:
             return None
         from fmn_core.eval.calibration import load_calibration
 
-        return load_calibration(self.path, self._digest)
+        return load_calibration(self.path, self.checkpoint_hash)
 
     @functools.cached_property
     def moment_prior(self) -> float:
@@ -183,7 +184,7 @@ class FMNModel:
             return 0.0
         from fmn_core.index.moments import load_moment_prior
 
-        prior = load_moment_prior(self.path, self._digest)
+        prior = load_moment_prior(self.path, self.checkpoint_hash)
         return prior.background_weight if prior is not None else 0.0
 
     @property

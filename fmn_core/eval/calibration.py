@@ -221,7 +221,6 @@ def calibrate(
         FmnError: the model was built in memory, or the split lacks decodable video, speech or classes.
     """
     from fmn_core.eval.evaluate import encode_split
-    from fmn_core.index.store import file_hash
     from fmn_core.manifest import read_manifest
 
     if model.path is None:
@@ -230,7 +229,7 @@ def calibrate(
     if not data.video_rows or not data.speech_rows:
         raise FmnError(f"{manifest_path}: split {split!r} has no decodable video or speech to calibrate on")
     pairs = pair_scores_of(model, data)
-    return Calibration(file_hash(model.path), split, {d: fit_direction(pairs, d) for d in DIRECTIONS})
+    return Calibration(model.checkpoint_hash(), split, {d: fit_direction(pairs, d) for d in DIRECTIONS})
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:

@@ -42,7 +42,6 @@ from fmn_core.index.moments import (
     temporal_iou,
     windows,
 )
-from fmn_core.index.store import file_hash
 from fmn_core.manifest import ManifestRow, read_manifest
 
 if TYPE_CHECKING:
@@ -223,7 +222,7 @@ def choose_background_weight(
     report = evaluate_moments(model, manifest_path, split, background_weights=grid, **options)
     figures = {f"{w:g}": report.figures[f"all, weight {w:g}"]["FMN, within the video"]["R@1 IoU0.5"] for w in grid}
     best = max(grid, key=lambda w: (figures[f"{w:g}"], -w))
-    digest = model.checkpoint_digest or (file_hash(model.path) if model.path is not None else "")
+    digest = model.checkpoint_hash() if model.path is not None else ""
     return MomentPrior(digest, float(best), split, figures)
 
 

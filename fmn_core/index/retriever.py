@@ -49,7 +49,6 @@ from fmn_core.index.store import (
     Store,
     StoredItem,
     cache_index_dir,
-    file_hash,
 )
 from fmn_core.inference import FMNModel
 from fmn_core.media.errors import MediaError
@@ -209,7 +208,7 @@ def model_identity(model: FMNModel, store: Store | None = None) -> dict[str, Any
         if cached is not None and cached.startswith(stamp + "|"):
             digest = cached.rsplit("|", 1)[1]
         else:
-            digest = model.checkpoint_digest or file_hash(model.path)
+            digest = model.checkpoint_hash()
             if store is not None:
                 store.set_meta("model_file", f"{stamp}|{digest}")
         model.checkpoint_digest = digest  # the calibration checks it: one hash of the file per process at most
@@ -400,9 +399,7 @@ class Retriever:
             return None
         data = None
         if at is not None and item_id in self._collections["video"].windows_of:
-            stored = self.store.window_previews(item_id)
-            if stored:
-                data = min(stored, key=lambda p: abs((p[0] + p[1]) / 2 - at))[2]
+            data = self.store.window_preview(item_id, at)
         data = data or self.store.preview(item_id)
         if data is None:
             return None

@@ -441,6 +441,16 @@ class Store:
             )
             return [(float(a), float(b), bytes(p)) for a, b, p in cur]
 
+    def window_preview(self, item_id: str, at: float) -> bytes | None:
+        """The stored window thumbnail of a long video whose window's middle is nearest ``at`` seconds."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT preview FROM windows WHERE item_id = ? AND preview IS NOT NULL "
+                "ORDER BY ABS((start + end) / 2 - ?), idx LIMIT 1",
+                (item_id, at),
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
     def features(self, item_id: str) -> tuple[np.ndarray, np.ndarray] | None:
         """``(raw, vec)`` of one ok item, or None."""
         with self._lock:
