@@ -190,6 +190,7 @@ class _DecodeJob:
     first: int = 0  # position of its first window in the video
     part: int = 0  # which stretch, of `parts`
     parts: int = 1
+    total: int = 0  # the video's windows, over all stretches
     thumbs: tuple[int, ...] = ()  # positions (within the stretch) of windows that keep a thumbnail
     duration: float = 0.0  # the video's, from the probe that planned the windows
 
@@ -206,12 +207,13 @@ class _Decoded:
     first: int = 0
     part: int = 0
     parts: int = 1
+    total: int = 0
     previews: dict[int, bytes] = field(default_factory=dict)  # window position in the video -> JPEG
     missing: int = 0  # sampled frames that could not be read
 
 
 def _decoded_for(job: _DecodeJob, **fields: Any) -> _Decoded:
-    return _Decoded(job.id, spans=job.spans, first=job.first, part=job.part, parts=job.parts, **fields)
+    return _Decoded(job.id, spans=job.spans, first=job.first, part=job.part, parts=job.parts, total=job.total, **fields)
 
 
 def _init_worker(parent_pid: int) -> None:
@@ -466,6 +468,7 @@ class Indexer:
                 self.store.write_items(missing)
         report.removed = len(gone)
         report.failed.extend((r.row.id, r.row.reason or "") for r in missing)
+        self.store.drop_staged(w.entry.id for w in work)  # windows a killed run staged for these videos
         jobs = self._jobs_for(work)
         if progress:
             progress(0, len(jobs))
@@ -499,7 +502,8 @@ class Indexer:
                 chunk = tuple(spans[first : first + WINDOW_CHUNK])
                 thumbs = tuple(p for p in range(len(chunk)) if (first + p) % stride == 0)
                 jobs.append(dataclasses.replace(
-                    base, spans=chunk, first=first, part=part, parts=len(parts), thumbs=thumbs, duration=duration
+                    base, spans=chunk, first=first, part=part, parts=len(parts), total=len(spans), thumbs=thumbs,
+                    duration=duration
                 ))  # fmt: skip
         return jobs
 
@@ -524,6 +528,7 @@ class Indexer:
                 progress(units, len(jobs))  # a stretch of a long video: encoded, committed with its last
         last = batch.flush()
         done += last
+        batch.abandon()
         if progress and last:
             progress(units, len(jobs))
         report.pending = len(work) - done
@@ -594,15 +599,14 @@ class Indexer:
 
 @dataclass
 class _LongVideo:
-    """The stretches of a long video encoded so far (written when the last one is in)."""
+    """What is kept of a long video between its stretches: sums and one thumbnail, never its
+    windows (those are staged in the store as they come, so memory does not grow with length)."""
 
     hash: str = ""
     duration: float = 0.0
-    spans: list[tuple[float, float]] = field(default_factory=list)
-    raw: list[np.ndarray] = field(default_factory=list)
-    vec: list[np.ndarray] = field(default_factory=list)
-    background: list[np.ndarray] = field(default_factory=list)  # P(background) per window (models with the class)
-    previews: dict[int, bytes] = field(default_factory=dict)
+    windows: int = 0
+    raw_sum: np.ndarray | None = None  # (Dv,) float64 sum of its windows' raw features
+    preview: tuple[int, bytes] | None = None  # (position, JPEG): the thumbnail nearest the middle so far
     missing: int = 0
     reason: str | None = None  # set when a stretch failed: the video fails as a whole
 
@@ -610,8 +614,9 @@ class _LongVideo:
 class _Batch:
     """Decoded files waiting to be encoded, per modality; :meth:`flush` encodes and commits them.
 
-    A long video's stretches are encoded as they arrive (their frames are the big part) and held
-    as features until its last stretch, so the video is committed whole or not at all.
+    A long video's stretches are encoded as they arrive (their frames are the big part) and their
+    windows staged in the store; its item row is written, and its windows with it, after the last
+    stretch, so a search never sees half a video.
     """
 
     encode_windows = 32  # windows encoded together (normalised float clips are 4x the uint8 ones)
@@ -622,7 +627,7 @@ class _Batch:
         self.report = report
         self.items: dict[str, list[_Decoded]] = {"video": [], "speech": []}
         self.failed: list[_Decoded] = []
-        self.long: dict[str, _LongVideo] = {}
+        self.long: dict[str, _LongVideo] = {}  # long videos started, not finished
         self.finished: list[ItemRecord] = []  # long videos complete, waiting for the commit
 
     def add(self, d: _Decoded) -> None:
@@ -634,24 +639,33 @@ class _Batch:
             self.items[self.work[d.id].entry.modality].append(d)
 
     def _add_stretch(self, d: _Decoded) -> None:
+        store = self.indexer.store
         video = self.long.setdefault(d.id, _LongVideo())
         if d.part == 0:
             video.hash, video.duration = d.hash, d.duration
         if d.reason is not None:
             video.reason = video.reason or d.reason
-            video.raw, video.vec = [], []
+            store.drop_staged([d.id])
         elif video.reason is None and d.payload is not None and d.spans is not None:
             raw, vec, background = self._encode_windows(d.payload)
-            video.spans += d.spans
-            video.raw.append(raw)
-            video.vec.append(vec)
-            if background is not None:
-                video.background.append(background)
-            video.previews.update(d.previews)
+            spans = np.asarray(d.spans, dtype=np.float64)
+            store.stage_windows(d.id, WindowFeatures(d.first, spans, raw, vec, d.previews, background))
+            total = raw.sum(axis=0, dtype=np.float64)
+            video.raw_sum = total if video.raw_sum is None else video.raw_sum + total
+            video.windows += len(spans)
             video.missing += d.missing
+            middle = d.total // 2
+            for position, jpeg in d.previews.items():
+                if video.preview is None or abs(position - middle) < abs(video.preview[0] - middle):
+                    video.preview = (position, jpeg)
         if d.part == d.parts - 1:
             del self.long[d.id]
             self.finished.append(self._long_record(d.id, video))
+
+    def abandon(self) -> None:
+        """Drop the staged windows of long videos left unfinished (a cancelled run)."""
+        self.indexer.store.drop_staged(list(self.long))
+        self.long.clear()
 
     def _encode_windows(self, clips: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Raw features, common-space vectors and P(background) (None: no such class) of windows."""
@@ -671,22 +685,19 @@ class _Batch:
     def _long_record(self, item_id: str, video: _LongVideo) -> ItemRecord:
         import torch
 
-        if video.reason is not None:
-            return self._record(_Decoded(item_id, video.hash, video.duration, reason=video.reason), "failed")
-        raw, vec = np.concatenate(video.raw), np.concatenate(video.vec)
-        whole = raw.mean(axis=0)  # the video as one item: what a search *from* it starts with
+        if video.reason is not None or video.raw_sum is None:
+            reason = video.reason or f"{self.work[item_id].entry.path}: no window could be decoded"
+            return self._record(_Decoded(item_id, video.hash, video.duration, reason=reason), "failed")
+        # The video as one item (the mean of its windows): what a search *from* it starts with.
+        whole = (video.raw_sum / video.windows).astype(np.float32)
         whole_vec = self.indexer.model.embed_video(torch.from_numpy(whole[None]))[0].numpy()
         if video.missing:
             gap = f"{video.missing} sampled frames could not be read (a broken stretch?); the last good frame stood in"
             log.warning("%s: %s", item_id, gap)
             self.report.gaps.append((item_id, gap))
-        middle = len(video.spans) // 2
-        preview = min(video.previews.items(), key=lambda kv: abs(kv[0] - middle))[1] if video.previews else None
-        spans = np.asarray(video.spans, dtype=np.float64)
-        background = np.concatenate(video.background) if video.background else None
-        windows = WindowFeatures(spans, raw, vec, video.previews, background)
+        preview = None if video.preview is None else video.preview[1]
         decoded = _Decoded(item_id, video.hash, video.duration, preview)
-        return self._record(decoded, "ok", whole, whole_vec, windows)
+        return self._record(decoded, "ok", whole, whole_vec, video.windows)
 
     def full(self, size: int) -> bool:
         return any(len(v) >= size for v in self.items.values()) or len(self.failed) >= size or bool(self.finished)
@@ -735,7 +746,7 @@ class _Batch:
         status: str,
         raw: np.ndarray | None = None,
         vec: np.ndarray | None = None,
-        windows: WindowFeatures | None = None,
+        windows: int = 0,
     ) -> ItemRecord:
         w = self.work[d.id]
         e = w.entry
@@ -751,9 +762,9 @@ class _Batch:
             e.text,
             status,
             d.reason,
-            0 if windows is None else len(windows.spans),
+            windows,
         )
-        return ItemRecord(row, d.preview, raw, vec, windows)
+        return ItemRecord(row, d.preview, raw, vec)
 
 
 __all__ = [

@@ -68,6 +68,20 @@ CREATE TABLE IF NOT EXISTS windows (  -- a long video's overlapping windows, sea
     preview BLOB,                -- JPEG thumbnail of its middle, about one per window length; else NULL
     PRIMARY KEY (item_id, idx)
 );
+-- A long video's windows written stretch by stretch while it is indexed (so the indexer's memory
+-- does not grow with the video), moved to `windows` in the transaction that writes its item row.
+-- Never searched: a killed run leaves rows here, which the next run over that video drops.
+CREATE TABLE IF NOT EXISTS staged_windows (
+    item_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    start REAL NOT NULL,
+    end REAL NOT NULL,
+    vec BLOB NOT NULL,
+    raw BLOB NOT NULL,
+    background REAL,
+    preview BLOB,
+    PRIMARY KEY (item_id, idx)
+);
 CREATE TABLE IF NOT EXISTS banks (
     name TEXT PRIMARY KEY,       -- buffer name in PairedMemory, e.g. 'video.slots'
     dtype TEXT NOT NULL,
@@ -116,12 +130,13 @@ class StoredItem:
 
 @dataclass(frozen=True)
 class WindowFeatures:
-    """A long video's windows: where they are, their features and their few thumbnails."""
+    """A stretch of a long video's windows: where they are, their features and their few thumbnails."""
 
+    first: int  # position of the stretch's first window in the video
     spans: np.ndarray  # (n, 2) float seconds, in time order
     raw: np.ndarray  # (n, Dv) float32
     vec: np.ndarray  # (n, E) float32
-    previews: dict[int, bytes]  # window position -> JPEG thumbnail (some windows only)
+    previews: dict[int, bytes]  # window position in the video -> JPEG thumbnail (some windows only)
     background: np.ndarray | None = None  # (n,) P(background) per window; None: the model has no such class
 
 
@@ -133,7 +148,7 @@ class ItemRecord:
     preview: bytes | None
     raw: np.ndarray | None  # (D,) float32; a long video: the mean of its windows'
     vec: np.ndarray | None  # (E,) float32
-    windows: WindowFeatures | None = None  # a long video's windows
+    # A long video (row.windows > 0) takes its windows from those staged for it (stage_windows).
 
 
 @dataclass(frozen=True)
@@ -223,6 +238,7 @@ _ADDED_COLUMNS = (("items", "windows", "INTEGER NOT NULL DEFAULT 0"), ("windows"
 
 # The columns of StoredItem, in its order.
 _ROW_COLUMNS = "id, path, modality, size, mtime_ns, hash, duration, label, text, status, reason, windows"
+_WINDOW_COLUMNS = "item_id, idx, start, end, vec, raw, background, preview"
 
 
 def _blob(a: np.ndarray | None) -> bytes | None:
@@ -348,6 +364,7 @@ class Store:
         with self.transaction() as db:
             db.execute("UPDATE items SET status = 'stale', raw = NULL, vec = NULL, windows = 0")
             db.execute("DELETE FROM windows")
+            db.execute("DELETE FROM staged_windows")
             db.execute("DELETE FROM updates")
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('model', ?)", (json.dumps(identity),))
             self.save_banks(banks)
@@ -392,12 +409,7 @@ class Store:
             )
             for r in records
         ]
-        windows = [
-            (r.row.id, i, float(start), float(end), _blob(r.windows.vec[i]), _blob(r.windows.raw[i]),
-             None if r.windows.background is None else float(r.windows.background[i]), r.windows.previews.get(i))
-            for r in records if r.windows is not None
-            for i, (start, end) in enumerate(r.windows.spans)
-        ]  # fmt: skip
+        long_videos = [(r.row.id,) for r in records if r.row.windows > 0]
         with self.transaction() as db:
             db.executemany("DELETE FROM windows WHERE item_id = ?", [(r.row.id,) for r in records])
             db.executemany(
@@ -406,10 +418,42 @@ class Store:
                 values,
             )
             db.executemany(
-                "INSERT INTO windows (item_id, idx, start, end, vec, raw, background, preview) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                windows,
+                f"INSERT INTO windows ({_WINDOW_COLUMNS}) "
+                f"SELECT {_WINDOW_COLUMNS} FROM staged_windows WHERE item_id = ?",
+                long_videos,
             )
+            db.executemany("DELETE FROM staged_windows WHERE item_id = ?", long_videos)
+            for r in records:
+                if r.row.windows > 0:
+                    n = db.execute("SELECT COUNT(*) FROM windows WHERE item_id = ?", (r.row.id,)).fetchone()[0]
+                    if n != r.row.windows:  # rolls the whole write back: never a video with holes
+                        raise LibraryIndexError(
+                            f"{r.row.id}: {n} of its {r.row.windows} windows were staged (another indexing run "
+                            "over the same library dropped them?); index it again"
+                        )
+
+    def stage_windows(self, item_id: str, stretch: WindowFeatures) -> None:
+        """Write a stretch of a long video's windows, to be committed with its item by :meth:`write_items`."""
+        rows = [
+            (item_id, stretch.first + i, float(start), float(end), _blob(stretch.vec[i]), _blob(stretch.raw[i]),
+             None if stretch.background is None else float(stretch.background[i]),
+             stretch.previews.get(stretch.first + i))
+            for i, (start, end) in enumerate(stretch.spans)
+        ]  # fmt: skip
+        with self.transaction() as db:
+            db.executemany(
+                f"INSERT OR REPLACE INTO staged_windows ({_WINDOW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+
+    def drop_staged(self, item_ids: Iterable[str]) -> None:
+        """Forget the staged windows of videos whose indexing did not finish."""
+        with self.transaction() as db:
+            db.executemany("DELETE FROM staged_windows WHERE item_id = ?", [(i,) for i in item_ids])
+
+    def staged(self) -> int:
+        """How many windows are staged (0 once every started video is committed or dropped)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM staged_windows").fetchone()[0])
 
     def update_files(self, rows: Iterable[StoredItem]) -> None:
         """Update what can change without re-encoding: path, size, mtime, label and text."""
@@ -424,6 +468,7 @@ class Store:
         ids = [(i,) for i in ids]
         with self.transaction() as db:
             db.executemany("DELETE FROM windows WHERE item_id = ?", ids)
+            db.executemany("DELETE FROM staged_windows WHERE item_id = ?", ids)
             db.executemany("DELETE FROM items WHERE id = ?", ids)
 
     def preview(self, item_id: str) -> bytes | None:

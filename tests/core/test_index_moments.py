@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +142,7 @@ def test_a_cancelled_run_never_leaves_half_a_video(
         report = Indexer(store, model, jobs=1).run(
             progress=lambda done, total: seen.append(done), cancel=lambda: len(seen) >= 3
         )
-        assert report.cancelled
+        assert report.cancelled and store.staged() == 0  # the unfinished video's stretches are dropped
         for item_id, row in store.rows().items():  # whatever was written is whole
             if row.modality == "video":
                 assert row.windows == len(_window_rows(store, item_id)) > 0
@@ -147,6 +150,54 @@ def test_a_cancelled_run_never_leaves_half_a_video(
         again = Indexer(store, model, jobs=1).run()
         assert not again.cancelled and {i for i in RECIPE_IDS} <= set(store.rows())
         assert all(store.rows()[i].windows == len(_window_rows(store, i)) > 0 for i in RECIPE_IDS)
+
+
+_KILLED_RUN = """
+import os, signal, sys
+from fmn_core.index import indexer
+from fmn_core.index.retriever import model_identity
+from fmn_core.index.store import Store
+from fmn_core.inference import FMNModel
+
+indexer.WINDOW_CHUNK = 2  # many stretches per video: the kill lands inside one
+library, model_dir, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+model = FMNModel.load(model_dir)
+store = Store(library)
+store.attach_model(model_identity(model, store), model.net.memory.snapshot())
+
+def progress(done, total):
+    print(done, total, flush=True)
+    if done >= kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup of any kind, as a crash of the app
+
+indexer.Indexer(store, model, jobs=1).run(progress=progress)
+"""
+
+
+def test_a_killed_run_inside_a_long_video_leaves_no_half_video_and_resumes(library: Path, model_dir: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUN, str(library), str(model_dir), "3"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == -signal.SIGKILL, run.stderr
+    with Store(library) as store:
+        assert store.integrity_check() == "ok"
+        assert store.staged() > 0  # stretches of the video it was in were written, and not committed
+        for item_id, row in store.rows().items():
+            if row.modality == "video" and row.status == "ok":
+                assert row.windows == 0 or row.windows == len(_window_rows(store, item_id))
+        assert not any(store.rows().get(i) for i in RECIPE_IDS[1:])  # the kill came before the last video
+    r = Retriever.open(library, model_dir, jobs=1)
+    try:
+        assert r.store is not None and r.store.staged() == 0
+        for item_id in RECIPE_IDS:
+            row = r.store.rows()[item_id]
+            assert row.status == "ok" and row.windows == len(windows(row.duration, 2.0, 1.0))
+            assert len(_window_rows(r.store, item_id)) == row.windows
+    finally:
+        r.close()
 
 
 def test_a_changed_long_video_re_indexes_only_itself(library: Path, model_dir: Path) -> None:
