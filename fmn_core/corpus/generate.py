@@ -189,7 +189,7 @@ def _phrasing_for_each_utterance(spec: CorpusSpec, class_key: str, lang: str, sp
     for p in phrasing_templates(cls, lang):
         lists[p.template in unseen].append(p)
     for phrasings in lists.values():
-        rng.shuffle(phrasings)  # type: ignore[arg-type]
+        rng.shuffle(phrasings)
     used = {False: 0, True: 0}
     held_out = {"val": int(rng.integers(2)), "test": int(rng.integers(2))}  # where each split's alternation starts
     chosen = []

@@ -3,7 +3,7 @@
 Real cooking footage (MPII Cooking 2, TACoS, a phone propped on a counter) is whole dishes,
 minutes long, annotated as segments. A recipe here is that, generated: a dish's steps (classes
 of the vocabulary) rendered one after another with the same counter, wall, camera placement,
-light and cook (``video._plan(..., kitchen=seed)``), separated by stretches where nothing
+light and cook (``video.clip._plan(..., kitchen=seed)``), separated by stretches where nothing
 happens but the camera's wobble and noise. Every step is a segment of the file, written as a
 manifest row with its ``start`` and ``end``; the corpus's spoken queries of the step's class
 are the queries for it. Deterministic: the same seed gives the same pixels.
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fmn_core.corpus.video import RenderSettings, _plan
+from fmn_core.corpus.video import RenderSettings
+from fmn_core.corpus.video.clip import _plan
 from fmn_core.media.video_io import write_mp4
 
 # Dishes and the steps they are made of (classes of the built-in vocabulary); a recipe draws

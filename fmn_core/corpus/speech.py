@@ -439,7 +439,8 @@ def synthesize(text: str, voice: Voice, rate: float = 1.0, pitch: float = 1.0, s
         wave = resample(wave, round(sr * pitch / 100) * 100, SAMPLE_RATE)
     if len(wave) < _MIN_SPEECH_S * SAMPLE_RATE or np.abs(wave).max() < _SILENT_PEAK:
         raise SpeechError(f"{_describe(voice, text)} produced silence ({len(wave) / SAMPLE_RATE:.2f} s)")
-    return np.clip(wave, -1.0, 1.0)
+    clipped: np.ndarray = np.clip(wave, -1.0, 1.0)  # numpy's stubs give Any for a dtype-less array
+    return clipped
 
 
 # --- augmentation ---------------------------------------------------------------------------
@@ -458,7 +459,8 @@ def _coloured_noise(n: int, beta: float, rng: np.random.Generator) -> np.ndarray
     spectrum = np.fft.rfft(rng.standard_normal(n))
     freqs = np.maximum(np.fft.rfftfreq(n, 1 / SAMPLE_RATE), 20.0)  # no DC blow-up
     noise = np.fft.irfft(spectrum * freqs ** (-beta / 2), n)
-    return noise / (noise.std() + 1e-12)
+    unit: np.ndarray = noise / (noise.std() + 1e-12)  # numpy's stubs give Any here
+    return unit
 
 
 def _clatter(rng: np.random.Generator) -> np.ndarray:
@@ -470,7 +472,8 @@ def _clatter(rng: np.random.Generator) -> np.ndarray:
     )
     click = rng.standard_normal(len(t)) * np.exp(-t / 0.004)
     burst = partials + 2 * click
-    return burst / (np.abs(burst).max() + 1e-12)
+    peak_normalised: np.ndarray = burst / (np.abs(burst).max() + 1e-12)  # numpy's stubs give Any here
+    return peak_normalised
 
 
 def _sizzle(rng: np.random.Generator) -> np.ndarray:
@@ -479,15 +482,19 @@ def _sizzle(rng: np.random.Generator) -> np.ndarray:
     hiss = np.diff(rng.standard_normal(n + 1))  # differencing tilts the spectrum up, as frying sounds
     pops = fftconvolve((rng.random(n) < 40 / SAMPLE_RATE).astype(float), np.exp(-np.arange(160) / 30.0))[:n]
     burst = hiss * (0.3 + pops) * np.hanning(n)
-    return burst / (np.abs(burst).max() + 1e-12)
+    peak_normalised: np.ndarray = burst / (np.abs(burst).max() + 1e-12)  # scipy's fftconvolve is untyped
+    return peak_normalised
 
 
 def _hum(n: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
     """An extractor fan or fridge: a low tone with a few harmonics."""
     f0 = rng.uniform(50, 150)
     t = np.arange(n) / SAMPLE_RATE
-    tone = sum(np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k for k in range(1, 5))
-    return tone / (np.std(tone) + 1e-12), float(f0)
+    tone = np.zeros(n)  # summed in a loop, not with sum(), so the type is an array and not "array or 0"
+    for k in range(1, 5):
+        tone += np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 2 * np.pi)) / k
+    unit: np.ndarray = tone / (np.std(tone) + 1e-12)
+    return unit, float(f0)
 
 
 def kitchen_noise(n: int, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]]:
@@ -524,7 +531,8 @@ def _reverberate(x: np.ndarray, rt60: float, drr_db: float, rng: np.random.Gener
     tail *= 10 ** (-drr_db / 20) / (np.sqrt(np.sum(tail**2)) + 1e-12)
     ir = np.concatenate([[1.0], tail])
     # The tail rings on into the trailing silence; what would spill past the end is cut.
-    return fftconvolve(x, ir)[: len(x)]
+    wet: np.ndarray = fftconvolve(x, ir)[: len(x)]  # scipy's fftconvolve is untyped
+    return wet
 
 
 def augment(wave: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, float]]:

@@ -153,7 +153,8 @@ def telephone(wave: np.ndarray, band_hz: tuple[float, float] = (300.0, 3400.0)) 
     narrow = resample_poly(np.asarray(wave, dtype=np.float64), 1, 2)
     wide = resample_poly(narrow, 2, 1)[: len(wave)]
     sos = butter(4, band_hz, btype="bandpass", fs=SAMPLE_RATE, output="sos")
-    return sosfilt(sos, wide)
+    narrowed: np.ndarray = sosfilt(sos, wide)  # scipy's sosfilt is untyped
+    return narrowed
 
 
 def speaker_augment(

@@ -9,7 +9,8 @@ import pytest
 
 from fmn_core.corpus.generate import CorpusSpec, generate_corpus
 from fmn_core.corpus.recipes import DISHES, RecipeSettings, plan_recipe, write_recipe
-from fmn_core.corpus.video import RenderSettings, _plan
+from fmn_core.corpus.video import RenderSettings
+from fmn_core.corpus.video.clip import _plan
 from fmn_core.manifest import read_manifest
 from fmn_core.media.video_io import probe_video
 
