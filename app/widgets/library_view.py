@@ -109,6 +109,11 @@ class LibraryView(QWidget):
     def select_row(self, row: int) -> None:
         self.table.selectRow(row)
 
+    def focus_filter(self) -> None:
+        """Put the cursor in the filter box with its text selected, so typing replaces it."""
+        self.filter.setFocus()
+        self.filter.selectAll()
+
     def select_item(self, item_id: str) -> bool:
         """Select the row of an item (clearing the filter if it hides it)."""
         for attempt in range(2):

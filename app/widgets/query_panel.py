@@ -40,6 +40,25 @@ class QueryPanel(QWidget):
     def __init__(self, recorder: Recorder, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.recorder = recorder
+        self._speech_off: str | None = None  # why speech queries cannot be made (the model), if so
+        self._make_controls()
+        self._lay_out()
+        self.player = QMediaPlayer(self)
+        self.audio = QAudioOutput(self)
+        self.player.setAudioOutput(self.audio)
+        self.player.playbackStateChanged.connect(self._on_replay_state)
+        self._replay_dir = tempfile.TemporaryDirectory(prefix="fmn-app-")
+        self._ticker = QTimer(self)
+        self._ticker.setInterval(METER_MS)
+        self._ticker.timeout.connect(self._tick)
+        self.record_button.toggled.connect(self._on_record_toggled)
+        self.refresh_button.clicked.connect(self.refresh_devices)
+        self.replay_button.clicked.connect(self.toggle_replay)
+        self.open_button.clicked.connect(self.openRequested)
+        self.recorder.failed.connect(self._on_failed)
+        self._fill_devices()
+
+    def _make_controls(self) -> None:
         self.record_button = QToolButton(self)
         self.record_button.setText("● Record")
         self.record_button.setCheckable(True)
@@ -66,8 +85,8 @@ class QueryPanel(QWidget):
         self.availability = QLabel(self)
         self.availability.setWordWrap(True)
         self.availability.setStyleSheet(_GREY)
-        self._speech_off: str | None = None  # why speech queries cannot be made (the model), if so
 
+    def _lay_out(self) -> None:
         row = QHBoxLayout()
         for w in (self.record_button, self.devices, self.refresh_button):
             row.addWidget(w)
@@ -86,21 +105,6 @@ class QueryPanel(QWidget):
         caption_row.addWidget(self.heard, 1)
         layout.addLayout(caption_row)
         layout.addWidget(self.availability)
-
-        self.player = QMediaPlayer(self)
-        self.audio = QAudioOutput(self)
-        self.player.setAudioOutput(self.audio)
-        self.player.playbackStateChanged.connect(self._on_replay_state)
-        self._replay_dir = tempfile.TemporaryDirectory(prefix="fmn-app-")
-        self._ticker = QTimer(self)
-        self._ticker.setInterval(METER_MS)
-        self._ticker.timeout.connect(self._tick)
-        self.record_button.toggled.connect(self._on_record_toggled)
-        self.refresh_button.clicked.connect(self.refresh_devices)
-        self.replay_button.clicked.connect(self.toggle_replay)
-        self.open_button.clicked.connect(self.openRequested)
-        self.recorder.failed.connect(self._on_failed)
-        self._fill_devices()
 
     # -- devices ------------------------------------------------------------------------------
 
