@@ -86,18 +86,37 @@ class FMNModel:
 
     net: FeatureMemoryNetwork
     cfg: FMNConfig
-    video_frontend: VideoFrontEndConfig | None = None  # None: the I3D's own input frames and size
-    speech_frontend: SpeechFrontEndConfig = field(default_factory=SpeechFrontEndConfig)
-    class_names: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
-    checkpoint_digest: str | None = field(default=None, compare=False)  # the checkpoint file's blake2b, once known
+    video_frontend: VideoFrontEndConfig
+    speech_frontend: SpeechFrontEndConfig
+    class_names: list[str]
+    extra: dict[str, Any]
+    path: Path | None
+    checkpoint_digest: str | None = field(compare=False)  # the checkpoint file's blake2b, once known
 
-    def __post_init__(self) -> None:
-        if self.video_frontend is None:
-            self.video_frontend = VideoFrontEndConfig(
-                frames=self.cfg.video.input_frames, size=self.cfg.video.input_size
-            )
+    # Written out (a dataclass keeps a class's own __init__) so that the attribute is never None
+    # where the argument may be.
+    def __init__(
+        self,
+        net: FeatureMemoryNetwork,
+        cfg: FMNConfig,
+        video_frontend: VideoFrontEndConfig | None = None,
+        speech_frontend: SpeechFrontEndConfig | None = None,
+        class_names: list[str] | None = None,
+        extra: dict[str, Any] | None = None,
+        path: Path | None = None,
+        checkpoint_digest: str | None = None,
+    ) -> None:
+        """The attributes; ``video_frontend`` None: the I3D's own input frames and size."""
+        self.net = net
+        self.cfg = cfg
+        if video_frontend is None:
+            video_frontend = VideoFrontEndConfig(frames=cfg.video.input_frames, size=cfg.video.input_size)
+        self.video_frontend = video_frontend
+        self.speech_frontend = speech_frontend if speech_frontend is not None else SpeechFrontEndConfig()
+        self.class_names = class_names if class_names is not None else []
+        self.extra = extra if extra is not None else {}
+        self.path = path
+        self.checkpoint_digest = checkpoint_digest
 
     @classmethod
     def load(
@@ -202,8 +221,9 @@ class FMNModel:
             return None
         if self.net.video_encoder is None:
             self.net.build_video_encoder()
-        head = self.net.video_encoder.head.proj  # type: ignore[union-attr]
-        logits = head(v_raw.to(self.device).float())
+        encoder = self.net.video_encoder
+        assert encoder is not None  # a model with a background class has its I3D, built or deferred
+        logits = encoder.projection(v_raw.to(self.device).float())
         return torch.softmax(logits, dim=-1)[:, bg].double().cpu().numpy()
 
     @property

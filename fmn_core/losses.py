@@ -122,4 +122,5 @@ def reverse_gradient(x: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     A classifier trained on ``reverse_gradient(features)`` learns to predict its target while the
     network below it learns to make the features useless for that target.
     """
-    return _GradientReversal.apply(x, scale)
+    reversed_grad: torch.Tensor = _GradientReversal.apply(x, scale)
+    return reversed_grad

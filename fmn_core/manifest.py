@@ -209,7 +209,7 @@ def _media_issue(manifest: Manifest, row: ManifestRow, line: int) -> ManifestIss
     return None
 
 
-def read_manifest(path: Path | str, check_media: bool = False) -> Manifest:
+def read_manifest(path: str | os.PathLike[str], check_media: bool = False) -> Manifest:
     """Read and validate a manifest.
 
     Args:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -105,7 +105,7 @@ def _linked_families(members: dict[str, set[str]]) -> list[list[str]]:
 
 
 def family_splits(
-    families_by_lang: dict[str, Iterable[tuple[str, str]]],
+    families_by_lang: Mapping[str, Iterable[tuple[str, str]]],
     spec: SplitSpec,
     table: dict[str, str] | None = None,
 ) -> dict[tuple[str, str], str]:
@@ -189,7 +189,7 @@ def _deal_by_family(speakers: Iterable[str], spec: SplitSpec, *salt: str) -> dic
     return split_of
 
 
-def speaker_splits(speakers_by_lang: dict[str, Iterable[str]], spec: SplitSpec) -> dict[str, str]:
+def speaker_splits(speakers_by_lang: Mapping[str, Iterable[str]], spec: SplitSpec) -> dict[str, str]:
     """Which split each speaker belongs to when speakers are held out.
 
     A speaker heard in several languages gets one split for all of them (else a test voice in

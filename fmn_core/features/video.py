@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from fmn_core.media.errors import MediaError
@@ -47,7 +48,7 @@ class VideoFrontEndConfig:
         return duration > 2 * self.window
 
 
-def even_indices(n_frames: int, t: int) -> np.ndarray:
+def even_indices(n_frames: int, t: int) -> npt.NDArray[np.int64]:
     """Indices of ``t`` frames spread evenly over ``n_frames`` (centres of t equal segments).
 
     Clips shorter than t frames repeat frames rather than fail.

@@ -136,7 +136,7 @@ def _join(parts: list[Path], target: Path, info: WhisperModel) -> None:
         with tmp.open("wb") as out:
             for part in parts:
                 with part.open("rb") as f:
-                    for block in iter(lambda f=f: f.read(1 << 22), b""):
+                    for block in iter(functools.partial(f.read, 1 << 22), b""):
                         digest.update(block)
                         out.write(block)
         if digest.hexdigest() != info.sha256:
@@ -198,7 +198,7 @@ def verify(name: str) -> str:
 @functools.cache
 def _mel_filters() -> torch.Tensor:
     """Whisper's 80 Slaney mel filters over 201 FFT bins, ``(80, 201)``."""
-    fb = torchaudio.functional.melscale_fbanks(
+    fb: torch.Tensor = torchaudio.functional.melscale_fbanks(
         N_FFT // 2 + 1, 0.0, SAMPLE_RATE / 2, N_MELS, SAMPLE_RATE, norm="slaney", mel_scale="slaney"
     )
     return fb.T.contiguous()

@@ -24,7 +24,7 @@ _FAILED_SHOWN = 20  # failures listed without --report
 
 def _progress(desc: str) -> Progress:
     """A tqdm bar on stderr that stays silent when there is nothing to do."""
-    from fmn_core.cli import _progress_bar
+    from fmn_core.progress import progress_bar as _progress_bar
 
     bar = _progress_bar(desc, "file")
 

@@ -98,7 +98,8 @@ def load_audio(
         if len(wave) == 0:
             raise MediaError(f"{path}: no audio in the segment {start:g}–{end if end is not None else 'end'} s")
     # A float file may hold samples beyond full scale, and resampling can overshoot a little.
-    return np.clip(resample(wave, file_sr, sr), -1.0, 1.0)
+    clipped: np.ndarray = np.clip(resample(wave, file_sr, sr), -1.0, 1.0)
+    return clipped
 
 
 def resample(wave: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
@@ -145,9 +146,9 @@ def _resample_poly(x: np.ndarray, up: int, down: int, chunk: int = 1 << 14) -> n
         return np.concatenate([full, np.zeros(max(0, int(t[-1]) + 1 - len(full)))])[t]
     # Polyphase: output n takes x[i_hi - k] * h[phase + k * up], phase = t % up, i_hi = t // up.
     n_taps = -(-len(h) // up)
-    table = np.zeros(up * n_taps)
-    table[: len(h)] = h
-    table = table.reshape(n_taps, up).T  # table[phase, k] = h[phase + k * up]
+    taps_flat = np.zeros(up * n_taps)
+    taps_flat[: len(h)] = h
+    table = taps_flat.reshape(n_taps, up).T  # table[phase, k] = h[phase + k * up]
     i_hi, phase = t // up, t % up
     right = max(0, int(i_hi[-1]) + 1 - n_in)
     padded = np.concatenate([np.zeros(n_taps), x64, np.zeros(right)])  # x[i] is padded[i + n_taps]

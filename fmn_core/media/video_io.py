@@ -195,6 +195,7 @@ def repeat_video(src: str | os.PathLike[str], dst: str | os.PathLike[str], copie
                 for packet in inp.demux(s_in):
                     if packet.dts is None:  # the demuxer's end-of-stream marker
                         continue
+                    assert packet.pts is not None  # a demuxed packet with a dts has a pts
                     packet.pts += offset
                     packet.dts += offset
                     end = max(end, packet.pts + (packet.duration or 0))
@@ -212,7 +213,7 @@ def read_frame_at(path: str | os.PathLike[str], seconds: float) -> np.ndarray:
         MediaError: the file is missing, empty, corrupt or holds no decodable video frames.
     """
     if seconds <= 0:
-        return read_frames(path, max_frames=1)[0]
+        return _first_frame(path)
     capture = cv2.VideoCapture(str(path))
     try:
         if capture.isOpened() and capture.set(cv2.CAP_PROP_POS_MSEC, seconds * 1000):
@@ -221,7 +222,12 @@ def read_frame_at(path: str | os.PathLike[str], seconds: float) -> np.ndarray:
                 return frame
     finally:
         capture.release()
-    return read_frames(path, max_frames=1)[0]  # past the end, or a file OpenCV cannot seek in: its first frame
+    return _first_frame(path)  # past the end, or a file OpenCV cannot seek in: its first frame
+
+
+def _first_frame(path: str | os.PathLike[str]) -> np.ndarray:
+    frame: np.ndarray = read_frames(path, max_frames=1)[0]
+    return frame
 
 
 def _read_with_opencv(path: Path, max_frames: int | None) -> list[np.ndarray]:

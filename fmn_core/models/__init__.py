@@ -5,10 +5,12 @@
 - ``fusion``: the S1 head over projected (video, speech) vectors;
 - ``memory``: the paired video/speech feature memory banks;
 - ``fmn``: the whole network, its config and scores;
-- ``checkpoint``: safe (safetensors-only) checkpoints with config, thresholds and banks.
+- ``checkpoint``: safe (safetensors-only) checkpoints with config, thresholds and banks;
+- ``errors``: :class:`CheckpointError`, raised by the checkpoints and the Kinetics I3D loader.
 """
 
-from fmn_core.models.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from fmn_core.models.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from fmn_core.models.errors import CheckpointError
 from fmn_core.models.fmn import (
     FeatureMemoryNetwork,
     FMNConfig,

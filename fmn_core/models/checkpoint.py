@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from fmn_core.errors import FmnError
+from fmn_core.models.errors import CheckpointError
 from fmn_core.models.fmn import FeatureMemoryNetwork, FMNConfig, create_fmn
 
 log = logging.getLogger(__name__)
@@ -52,10 +52,6 @@ FORMAT = "fmn-studio-checkpoint"
 FORMAT_VERSION = 1
 _VIDEO = "video_encoder."  # the I3D's tensors' prefix in a checkpoint
 _MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
-
-
-class CheckpointError(FmnError):
-    """A checkpoint that cannot be loaded (wrong format or version, unsafe, or not this model)."""
 
 
 def save_checkpoint(

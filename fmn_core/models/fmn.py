@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +26,9 @@ from fmn_core.models.fusion import FusionHead
 from fmn_core.models.i3d import I3D_COMPACT, I3DConfig, VideoEncoder, create_i3d
 from fmn_core.models.memory import AVERAGINGS, CONFIRM_RULES, POLICIES, READOUTS, PairedMemory, UpdateRecord
 from fmn_core.models.speech import SpeechEncoder, SpeechEncoderConfig, create_speech_encoder
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 COMBINATIONS = ("learned", "product", "ratio", "none")
 
@@ -92,7 +95,10 @@ class FMNConfig:
         return _dataclass_from_dict(cls, data, **nested)
 
 
-def _dataclass_from_dict(cls: type, data: dict[str, Any], **nested: Any) -> Any:
+_Config = TypeVar("_Config", bound="DataclassInstance")
+
+
+def _dataclass_from_dict(cls: type[_Config], data: dict[str, Any], **nested: Any) -> _Config:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -218,7 +224,8 @@ class FeatureMemoryNetwork(nn.Module):
 
     def speech_features(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Raw speech features ``(B, Da)`` of MFCC sequences ``(B, L, F)`` with ``lengths (B,)``."""
-        return self.speech_encoder(feats, lengths)
+        features: torch.Tensor = self.speech_encoder(feats, lengths)
+        return features
 
     # -- common space (open_clip-like) --------------------------------------------------------
 

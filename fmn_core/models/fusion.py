@@ -38,7 +38,8 @@ class FusionHead(nn.Module):
         """Hidden activations ``(..., H)`` -> logit of "match" ``(...)``: z_match - z_no_match."""
         w = self.out.weight[1] - self.out.weight[0]
         b = self.out.bias[1] - self.out.bias[0]
-        return self.dropout(torch.relu(h)) @ w + b
+        hidden: torch.Tensor = self.dropout(torch.relu(h))
+        return hidden @ w + b
 
     def logit(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """Match logits of aligned pairs.

@@ -21,10 +21,12 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
+
+from fmn_core.models.errors import CheckpointError
 
 # The i3d_r50 hub builder's conv_a kernels per stage; a list alternates over a stage's blocks.
 I3D_STAGE_CONV_A_KERNELS = (
@@ -87,19 +89,29 @@ class VideoEncoder(nn.Module):
         self.input_shape = tuple(input_shape)
 
     @property
+    def blocks(self) -> nn.ModuleList:
+        """The network's stem, stages and head, in order."""
+        return cast(nn.ModuleList, self.net.blocks)  # pytorchvideo's Net is untyped; its blocks are a ModuleList
+
+    @property
     def head(self) -> nn.Module:
         """The ``ResNetBasicHead``: pool, dropout, classification projection."""
-        return self.net.blocks[-1]
+        return self.blocks[-1]
+
+    @property
+    def projection(self) -> nn.Linear:
+        """The head's classification projection, ``Linear(feature_dim, num_classes)``."""
+        return cast(nn.Linear, self.head.proj)
 
     @property
     def feature_dim(self) -> int:
         """D of :meth:`features`."""
-        return self.head.proj.in_features
+        return self.projection.in_features
 
     @property
     def num_classes(self) -> int:
         """Outputs of :meth:`forward`."""
-        return self.head.proj.out_features
+        return self.projection.out_features
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 5 or tuple(x.shape[1:]) != self.input_shape:
@@ -117,15 +129,17 @@ class VideoEncoder(nn.Module):
             ``(B, D)`` features (non-negative: they follow a ReLU).
         """
         self._check(x)
-        for block in self.net.blocks[:-1]:
+        for block in self.blocks[:-1]:
             x = block(x)
-        x = self.head.pool(x)
+        pool = cast(nn.Module, self.head.pool)
+        x = pool(x)
         return x.mean(dim=(2, 3, 4))  # the head pool already covers the map; this just flattens
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, num_classes)`` of clips ``(B, 3, T, H, W)``."""
         self._check(x)
-        return self.net(x)
+        logits: torch.Tensor = self.net(x)
+        return logits
 
 
 def import_video_backbone() -> Any:
@@ -214,11 +228,9 @@ def load_kinetics_i3d(encoder: VideoEncoder, state_dict: Mapping[str, object]) -
     Raises:
         CheckpointError: keys missing, unexpected or of another shape (other than the projection).
     """
-    from fmn_core.models.checkpoint import CheckpointError  # here: checkpoint imports fmn, which imports us
-
     source = _unwrap(state_dict)
     target = encoder.net.state_dict()
-    proj_prefix = f"blocks.{len(encoder.net.blocks) - 1}.proj."
+    proj_prefix = f"blocks.{len(encoder.blocks) - 1}.proj."
     skipped = [k for k in source if k.startswith(proj_prefix) and k in target and source[k].shape != target[k].shape]
     missing = [k for k in target if k not in source and k not in skipped]
     unexpected = [k for k in source if k not in target]
@@ -248,8 +260,6 @@ def read_kinetics_state_dict(path: str | os.PathLike[str]) -> Mapping[str, objec
     Raises:
         CheckpointError: the file is missing or holds more than weights.
     """
-    from fmn_core.models.checkpoint import CheckpointError
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no such checkpoint: {path}")
@@ -258,6 +268,7 @@ def read_kinetics_state_dict(path: str | os.PathLike[str]) -> Mapping[str, objec
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        return torch.load(path, map_location="cpu", weights_only=True)
+        weights: Mapping[str, object] = torch.load(path, map_location="cpu", weights_only=True)
+        return weights
     except Exception as e:  # any reader failure means the same to the user: not plain weights
         raise CheckpointError(f"cannot read {path} as weights only ({type(e).__name__}: {e})") from e

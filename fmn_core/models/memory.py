@@ -46,6 +46,13 @@ class FeatureMemoryBank(nn.Module):
         capacity: X, number of slots (paper: 50).
     """
 
+    slots: torch.Tensor
+    used: torch.Tensor
+    hits: torch.Tensor
+    updated: torch.Tensor
+    step: torch.Tensor
+    center: torch.Tensor
+
     def __init__(self, dim: int, capacity: int) -> None:
         super().__init__()
         if dim < 1 or capacity < 1:
@@ -336,7 +343,7 @@ class PairedMemory(nn.Module):
 
     def _remember(self, index: int, v: torch.Tensor, a: torch.Tensor, confirmed: bool = False) -> UpdateRecord:
         m2, best = self.best_match(v, a, both=confirmed and self.confirm_rule == "new_voice")
-        if best is not None and m2 >= self.t2:
+        if best is not None and m2 is not None and m2 >= self.t2:  # both None when the memory is empty
             weight = self.alpha if self.averaging == "ema" else 1.0 / (int(self.video.hits[best]) + 1)
             if confirmed:
                 weight = max(weight, self.alpha)

@@ -123,7 +123,8 @@ class SpeechEncoder(nn.Module):
             # h_n is (layers * 2, B, U), already back in the batch's order; the top layer's
             # forward state has read the whole sequence, the backward one too (from the end).
             parts.append(torch.cat([h_n[-2], h_n[-1]], dim=1))
-        return self.dropout(torch.cat(parts, dim=1))
+        pooled: torch.Tensor = self.dropout(torch.cat(parts, dim=1))
+        return pooled
 
 
 def stack_frames(feats: torch.Tensor, lengths: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
