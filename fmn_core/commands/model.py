@@ -20,7 +20,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from fmn_core.inference import resolve_device
     from fmn_core.models.i3d import I3D_FULL
     from fmn_core.training.fmn_stage_config import FMNStageConfig
-    from fmn_core.training.train import DEFAULT_FRONT_END, TrainConfig, train
+    from fmn_core.training.train import train
+    from fmn_core.training.train_config import DEFAULT_FRONT_END, TrainConfig
     from fmn_core.training.video_stage import VideoStageConfig
 
     device = resolve_device(args.device)

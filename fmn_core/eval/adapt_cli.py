@@ -47,7 +47,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `fmn adapt` to the `fmn` command's subparsers."""
     p = subparsers.add_parser(
         "adapt",

@@ -34,13 +34,14 @@ import numpy as np
 import torch
 
 from fmn_core.errors import FmnError
-from fmn_core.eval.evaluate import Progress, encode_split, family_of, speech_groups
+from fmn_core.eval.evaluate import Progress, encode_split, speech_groups
 from fmn_core.eval.metrics import retrieval_metrics
 from fmn_core.eval.scoring import pair_scores
 from fmn_core.inference import FMNModel
 from fmn_core.manifest import read_manifest
 from fmn_core.models.fmn import FeatureMemoryNetwork
 from fmn_core.models.memory import CONFIRM_RULES
+from fmn_core.splits import family_of
 
 DEFAULT_KS: tuple[int, ...] = (1, 2, 5)
 

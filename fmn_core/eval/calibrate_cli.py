@@ -51,7 +51,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `fmn calibrate` to the `fmn` command's subparsers."""
     p = subparsers.add_parser(
         "calibrate",

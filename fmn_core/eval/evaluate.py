@@ -312,12 +312,7 @@ def evaluate(
     """
     manifest = read_manifest(manifest_path)
     data = encode_split(model, manifest, split, jobs, progress)
-    if not data.video_rows or not data.speech_rows:
-        raise FmnError(
-            f"{manifest_path}: split {split!r} has no decodable {'video' if not data.video_rows else 'speech'}"
-        )
-    if not set(data.video_labels.tolist()) & set(data.speech_labels.tolist()):
-        raise FmnError(f"{manifest_path}: split {split!r} shares no label between its videos and its speech")
+    _check_evaluable(data, manifest_path, split)
     readout = model.cfg.memory_readout
     shipped = variant_name(model.cfg.combination, readout) + " (shipped)"
     shipped_scores = pair_scores(model.net, data.v_raw, data.a_raw)
@@ -325,40 +320,12 @@ def evaluate(
     speakers = [f"{speaker_of(r)} ({r.lang})" if r.lang else speaker_of(r) for r in data.speech_rows]
     by_speaker = _by_group(shipped_scores, data, ks, speakers)
     if ablations:
-        learned = model.extra.get("training", {}).get("memory", {}).get("learned_combiner")
-        for combination in FMN_VARIANTS:
-            if combination == model.cfg.combination or (combination == "learned" and learned is None):
-                continue
-            scores = pair_scores(model.net, data.v_raw, data.a_raw, combination, learned)
-            results[variant_name(combination, readout)] = _by_scope(scores, data, ks)
-        if readout != "max":  # the same banks read the paper's way
-            scores = pair_scores(model.net, data.v_raw, data.a_raw, "product", readout="max")
-            results[variant_name("product")] = _by_scope(scores, data, ks)
+        results |= _ablation_results(model, data, ks)
     failures = list(data.failures)
     if baselines:
         train = encode_split(model, manifest, "train", jobs, progress)
         failures += train.failures
-        # Two speech inputs: the front end's pooled frames (nothing trained by us: MFCCs as the
-        # paper's baselines see, or a frozen Whisper encoder's) and the FMN's own trained Bi-LSTM
-        # features (a stronger, more demanding comparison).
-        kind = model.speech_frontend.kind
-        speech_inputs = {
-            f"{'MFCC' if kind == 'mfcc' else kind} stats": (train.a_pooled, data.a_pooled),
-            "FMN speech features": (train.a_raw.numpy(), data.a_raw.numpy()),
-        }
-        for name in baselines:
-            for inputs, (a_train, a_test) in speech_inputs.items():
-                if progress:
-                    progress(f"baseline {name} on {inputs}", 0, 1)
-                try:
-                    baseline = make_baseline(name, seed=seed)
-                except ValueError as e:
-                    raise FmnError(str(e)) from e
-                baseline.fit(train.v_raw.numpy(), a_train, train.video_labels, train.speech_labels)
-                scores = baseline.similarity(data.v_raw.numpy(), a_test)
-                results[f"{name.upper()} (I3D + {inputs})"] = _by_scope(scores, data, ks)
-                if progress:
-                    progress(f"baseline {name} on {inputs}", 1, 1)
+        results |= _baseline_results(model, train, data, baselines, ks, progress, seed)
     results["random ranking (expected)"] = _random_by_scope(data, ks)
     counts = {"videos": len(data.video_rows), "speech": len(data.speech_rows), "failed": len(failures)}
     held_out = held_out_check(model, manifest, data, split)
@@ -371,3 +338,66 @@ def evaluate(
         phrasing_basis=groups.phrasing_basis,
         by_family_phrasing=_by_group(shipped_scores, data, ks, groups.family_phrasing),
     )  # fmt: skip
+
+
+def _check_evaluable(data: EncodedSplit, manifest_path: str | os.PathLike[str], split: str) -> None:
+    """Raise FmnError when the split has no decodable video or speech, or no label in common."""
+    if not data.video_rows or not data.speech_rows:
+        raise FmnError(
+            f"{manifest_path}: split {split!r} has no decodable {'video' if not data.video_rows else 'speech'}"
+        )
+    if not set(data.video_labels.tolist()) & set(data.speech_labels.tolist()):
+        raise FmnError(f"{manifest_path}: split {split!r} shares no label between its videos and its speech")
+
+
+def _ablation_results(
+    model: FMNModel, data: EncodedSplit, ks: Sequence[int]
+) -> dict[str, dict[str, dict[str, RetrievalMetrics]]]:
+    """The FMN's other ways of making S, and its banks read the paper's way when it reads them otherwise."""
+    readout = model.cfg.memory_readout
+    results = {}
+    learned = model.extra.get("training", {}).get("memory", {}).get("learned_combiner")
+    for combination in FMN_VARIANTS:
+        if combination == model.cfg.combination or (combination == "learned" and learned is None):
+            continue
+        scores = pair_scores(model.net, data.v_raw, data.a_raw, combination, learned)
+        results[variant_name(combination, readout)] = _by_scope(scores, data, ks)
+    if readout != "max":  # the same banks read the paper's way
+        scores = pair_scores(model.net, data.v_raw, data.a_raw, "product", readout="max")
+        results[variant_name("product")] = _by_scope(scores, data, ks)
+    return results
+
+
+def _baseline_results(
+    model: FMNModel,
+    train: EncodedSplit,
+    data: EncodedSplit,
+    baselines: Sequence[str],
+    ks: Sequence[int],
+    progress: Progress | None,
+    seed: int,
+) -> dict[str, dict[str, dict[str, RetrievalMetrics]]]:
+    """Each baseline fitted on the training split's features and scored on ``data``, with two speech inputs."""
+    # Two speech inputs: the front end's pooled frames (nothing trained by us: MFCCs as the
+    # paper's baselines see, or a frozen Whisper encoder's) and the FMN's own trained Bi-LSTM
+    # features (a stronger, more demanding comparison).
+    kind = model.speech_frontend.kind
+    speech_inputs = {
+        f"{'MFCC' if kind == 'mfcc' else kind} stats": (train.a_pooled, data.a_pooled),
+        "FMN speech features": (train.a_raw.numpy(), data.a_raw.numpy()),
+    }
+    results = {}
+    for name in baselines:
+        for inputs, (a_train, a_test) in speech_inputs.items():
+            if progress:
+                progress(f"baseline {name} on {inputs}", 0, 1)
+            try:
+                baseline = make_baseline(name, seed=seed)
+            except ValueError as e:
+                raise FmnError(str(e)) from e
+            baseline.fit(train.v_raw.numpy(), a_train, train.video_labels, train.speech_labels)
+            scores = baseline.similarity(data.v_raw.numpy(), a_test)
+            results[f"{name.upper()} (I3D + {inputs})"] = _by_scope(scores, data, ks)
+            if progress:
+                progress(f"baseline {name} on {inputs}", 1, 1)
+    return results

@@ -65,10 +65,10 @@ def fit_linear_probe(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay:
     def closure() -> torch.Tensor:
         opt.zero_grad()
         loss = torch.nn.functional.cross_entropy(head(xt), yt) + weight_decay * head.weight.pow(2).sum()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         return loss
 
-    opt.step(closure)
+    opt.step(closure)  # type: ignore[no-untyped-call]  # torch leaves LBFGS.step unannotated
     return head
 
 

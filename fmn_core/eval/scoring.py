@@ -71,7 +71,8 @@ def ranking_from_terms(
     if combiner.mode == "learned":
         combiner = copy.deepcopy(combiner).to(s1_logit.device).double()  # a copy: the network's stays float32
     s, _, logit = combiner(s1_logit, memory)
-    return (logit if logit is not None else s).cpu().numpy()
+    ranking: torch.Tensor = logit if logit is not None else s  # a module call is Any to mypy
+    return ranking.cpu().numpy()
 
 
 def log_s(ranking: np.ndarray, mode: str) -> np.ndarray:
@@ -81,6 +82,9 @@ def log_s(ranking: np.ndarray, mode: str) -> np.ndarray:
     be a product of probabilities.
     """
     ranking = np.asarray(ranking, dtype=np.float64)
+    # numpy's stubs give Any for these
     if mode in ("learned", "none"):
-        return -np.logaddexp(0.0, -ranking)  # log sigmoid, without overflow
-    return np.log(np.clip(ranking, 1e-300, None))
+        log_sigmoid: np.ndarray = -np.logaddexp(0.0, -ranking)  # without overflow
+        return log_sigmoid
+    log_prob: np.ndarray = np.log(np.clip(ranking, 1e-300, None))
+    return log_prob

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -46,7 +47,9 @@ class Decoded:
     """Tensors for the rows that decoded, in manifest order, and the rows that did not."""
 
     rows: list[ManifestRow]
-    items: list  # one tensor per row (a list of tensors per row for speed-perturbed speech)
+    # One tensor per row, or a list of tensors per row (one per speed) for speed-perturbed speech:
+    # which one depends on the call, so the type cannot say.
+    items: list[Any]
     failures: list[Failure]
 
 
@@ -83,13 +86,13 @@ def _speech_job(
 def _decode(
     manifest: Manifest,
     rows: Sequence[ManifestRow],
-    job: Callable[[tuple[str, Segment | None]], object],
+    job: Callable[[tuple[str, Segment | None]], torch.Tensor | list[torch.Tensor] | str],
     jobs: int | None,
     progress: Progress | None,
 ) -> Decoded:
     paths = [str(manifest.resolve(r)) for r in rows]
     items = [(path, r.segment) for path, r in zip(paths, rows, strict=True)]  # a row may be a stretch of its file
-    results: list[torch.Tensor | str] = []
+    results: list[torch.Tensor | list[torch.Tensor] | str] = []
     workers = jobs or os.cpu_count() or 1
     # Workers decode with one thread each; more would fight over the cores. They start from a
     # forkserver, not a fork of this process: a fork copies locks held by this process's threads

@@ -29,56 +29,24 @@ from safetensors.torch import load_file, save_file
 
 from fmn_core.errors import FmnError
 from fmn_core.eval.evaluate import voice_family
-from fmn_core.features.audio import SpeechFrontEndConfig, front_end_config
+from fmn_core.features.audio import SpeechFrontEndConfig
 from fmn_core.features.video import VideoFrontEndConfig, normalize_clip
 from fmn_core.inference import FMNModel
 from fmn_core.manifest import BACKGROUND, Manifest, ManifestRow, read_manifest
-from fmn_core.models.fmn import FMNConfig, create_fmn
-from fmn_core.models.i3d import create_i3d, load_kinetics_i3d, read_kinetics_state_dict
-from fmn_core.models.speech import SpeechEncoderConfig
+from fmn_core.models.fmn import FeatureMemoryNetwork, FMNConfig, create_fmn
+from fmn_core.models.i3d import VideoEncoder, create_i3d, load_kinetics_i3d, read_kinetics_state_dict
 from fmn_core.splits import speaker_of
 from fmn_core.training.data import Failure, decode_speech, decode_videos
-from fmn_core.training.fmn_stage import (
-    FMNStageConfig,
-    SpeechSet,
-    VideoSet,
-    choose_memory,
-    speech_raw,
-    train_fmn_stage,
-)
-from fmn_core.training.video_stage import VideoStageConfig, train_video_encoder
+from fmn_core.training.fmn_batches import SpeechSet, VideoSet
+from fmn_core.training.fmn_memory import MemoryChoice, choose_memory
+from fmn_core.training.fmn_stage import train_fmn_stage
+from fmn_core.training.fmn_validation import speech_raw
+from fmn_core.training.train_config import TrainConfig, _stage2_settings
+from fmn_core.training.video_stage import train_video_encoder
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int, str], None]  # (stage, done, total, message)
-
-# U = 128: on the paper-protocol corpus it trains twice as fast per epoch as 256 and, in the same
-# time, generalises better to new voices (docs/benchmarks.md, "How the shipped model was chosen").
-MFCC_FMN = FMNConfig(speech=SpeechEncoderConfig(hidden=128, frame_stack=3))
-# Whisper's frames are 20 ms, twice the MFCCs' step: two per LSTM step keep a similar pace.
-WHISPER_FMN = FMNConfig(speech=SpeechEncoderConfig(hidden=128, frame_stack=2))
-DEFAULT_FRONT_END = "whisper-base"  # generalises best to unheard voice families (docs/benchmarks.md)
-DEFAULT_FMN = WHISPER_FMN
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides what `fmn train` produces (saved with the model)."""
-
-    fmn: FMNConfig = DEFAULT_FMN  # the network (its video.num_classes is set from the data)
-    video_frontend: VideoFrontEndConfig = field(default_factory=VideoFrontEndConfig)
-    speech_frontend: SpeechFrontEndConfig = field(default_factory=lambda: front_end_config(DEFAULT_FRONT_END))
-    video_stage: VideoStageConfig = field(default_factory=VideoStageConfig)
-    fmn_stage: FMNStageConfig = field(default_factory=FMNStageConfig)
-    seed: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def for_front_end(cls, spec: str, **changes: Any) -> TrainConfig:
-        """The default configuration of a speech front end (``mfcc`` is the paper's), with ``changes``."""
-        fe = front_end_config(spec)
-        return cls(fmn=MFCC_FMN if fe.kind == "mfcc" else WHISPER_FMN, speech_frontend=fe, **changes)
+_DEFAULT_CONFIG = TrainConfig()  # frozen: one instance can be the default of every call
 
 
 @dataclass
@@ -97,24 +65,6 @@ class TrainReport:
 def _fingerprint(*parts: object) -> str:
     """A short hash of JSON-able parts: work files carry it, so a resume never mixes runs."""
     return hashlib.blake2b(json.dumps(parts, sort_keys=True, default=str).encode(), digest_size=12).hexdigest()
-
-
-# Settings that only the memory step after stage 2 reads: changing them re-chooses the memory
-# from the finished stage-2 network instead of training it again.
-_MEMORY_ONLY_FMN = (
-    "memory_capacity", "t1", "t2", "alpha", "memory_averaging", "memory_policy", "memory_clamp_negative",
-    "memory_readout", "memory_temperature", "combination", "ratio_eps", "memory_confirm",
-)  # fmt: skip
-_MEMORY_ONLY_STAGE = (
-    "fill_pairs", "fill_by_label", "fill_positive_fraction", "t1_grid", "t2_grid", "averaging_grid",
-    "soft_temperatures",
-)  # fmt: skip
-
-
-def _stage2_settings(fmn_cfg: FMNConfig, stage: FMNStageConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The settings stage-2 training depends on (its work checkpoint's fingerprint)."""
-    fmn = {k: v for k, v in fmn_cfg.to_dict().items() if k not in _MEMORY_ONLY_FMN}
-    return fmn, {k: v for k, v in dataclasses.asdict(stage).items() if k not in _MEMORY_ONLY_STAGE}
 
 
 def _split_rows(manifest: Manifest, modality: str, split: str) -> list[ManifestRow]:
@@ -177,7 +127,7 @@ def _borrow_video_encoder(
 def train(
     manifest_path: str | Path,
     out_dir: str | Path,
-    cfg: TrainConfig = TrainConfig(),
+    cfg: TrainConfig = _DEFAULT_CONFIG,
     device: torch.device | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
@@ -211,6 +161,69 @@ def train(
     out_dir = Path(out_dir)
     work = out_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
+    run = _plan(manifest_path, cfg, work, device, jobs, progress, resume)
+    encoder, video_history, fp_video, inherited_ids = _stage1_video(run, kinetics_checkpoint, video_encoder_from)
+    video_sets, speech_sets, speech_fe = _frozen_features(run, encoder)
+    net, fmn_history = _stage2_fmn(run, fp_video, video_sets, speech_sets)
+    choice, memory_state, learned = _memory_settings(run, net, video_sets, speech_sets)
+    final, final_cfg = _final_network(run, net, encoder, choice, memory_state, learned)
+    counts = {f"{m}_{s}": len(v) for (m, s), v in run.rows.items()}
+    counts |= {"classes": len(run.classes), "failed": len(run.failures)}
+    memory_report = _memory_report(choice, learned)
+    record = _training_record(run, counts, video_history, fmn_history, memory_report, inherited_ids)
+    model = FMNModel(final.eval(), final_cfg, run.fe, speech_fe, run.classes, extra={"training": record})
+    model.save(out_dir)
+    report = TrainReport(out_dir, run.failures, run.seconds, video_history, fmn_history, memory_report, counts)
+    (out_dir / "training.json").write_text(
+        json.dumps(model.extra["training"], indent=2, ensure_ascii=False, default=str)
+    )
+    return report
+
+
+@dataclass
+class _Run:
+    """One `fmn train` run: what the manifest and the settings fix before any stage, and what the stages record."""
+
+    cfg: TrainConfig
+    manifest_path: str | Path
+    manifest: Manifest
+    manifest_hash: str
+    rows: dict[tuple[str, str], list[ManifestRow]]  # (modality, split) -> rows, of train and val
+    classes: list[str]
+    class_ids: dict[str, int]
+    fmn_cfg: FMNConfig  # cfg.fmn with the data's class count and the speech front end's feature size
+    fe: VideoFrontEndConfig  # the video front end at the I3D's input frames and size
+    work: Path
+    device: torch.device
+    jobs: int | None
+    progress: Progress | None
+    resume: bool
+    seconds: dict[str, float] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    # Stages taken from work checkpoints: their time is the one recorded there.
+    reused: list[str] = field(default_factory=list)
+
+    def bar(self, stage: str) -> Callable[[int, int], None] | None:
+        """The (done, total) progress of one stage's decoding."""
+        progress = self.progress
+        return (lambda done, total: progress(stage, done, total, "")) if progress else None
+
+    def steps(self, stage: str) -> Callable[[int, int, str], None] | None:
+        """The (step, total, message) progress of one stage's training."""
+        progress = self.progress
+        return (lambda s, t, m: progress(stage, s, t, m)) if progress else None
+
+
+def _plan(
+    manifest_path: str | Path,
+    cfg: TrainConfig,
+    work: Path,
+    device: torch.device,
+    jobs: int | None,
+    progress: Progress | None,
+    resume: bool,
+) -> _Run:
+    """Read the manifest and fix the classes and the network's settings from it (see ``train`` for what raises)."""
     manifest = read_manifest(manifest_path)
     if cfg.fmn_stage.speed_perturb and 1.0 not in cfg.fmn_stage.speed_perturb:
         raise FmnError("speed_perturb must include 1.0 (the speech as recorded)")
@@ -232,128 +245,170 @@ def train(
         speech=dataclasses.replace(cfg.fmn.speech, n_features=cfg.speech_frontend.n_features),  # F from the front end
     )
     fe = dataclasses.replace(cfg.video_frontend, frames=fmn_cfg.video.input_frames, size=fmn_cfg.video.input_size)
-    seconds: dict[str, float] = {}
-    failures: list[Failure] = []
+    return _Run(cfg, manifest_path, manifest, manifest_hash, rows, classes, class_ids, fmn_cfg, fe, work, device, jobs,
+                progress, resume)  # fmt: skip
 
-    def stage_progress(stage: str) -> Callable[[int, int], None] | None:
-        return (lambda done, total: progress(stage, done, total, "")) if progress else None
 
-    # -- stage 1: the video encoder -----------------------------------------------------------
+def _stage1_video(
+    run: _Run, kinetics_checkpoint: str | Path | None, video_encoder_from: str | Path | None
+) -> tuple[VideoEncoder, list[dict[str, float]], str, list[str]]:
+    """Stage 1: the I3D trained on the video labels, or taken from a work checkpoint or another model.
+
+    Returns:
+        The frozen encoder (eval mode, on the run's device), its training history, the stage's
+        fingerprint (stage 2's builds on it) and the items a borrowed I3D trained or validated on.
+    """
     t0 = time.perf_counter()
-    encoder = create_i3d(fmn_cfg.video)
+    cfg, fe = run.cfg, run.fe
+    encoder = create_i3d(run.fmn_cfg.video)
     if kinetics_checkpoint is not None:
-        report = load_kinetics_i3d(encoder, read_kinetics_state_dict(kinetics_checkpoint))
+        loaded = load_kinetics_i3d(encoder, read_kinetics_state_dict(kinetics_checkpoint))
         log.info(
-            "stage 1 starts from %s (%d tensors; new head: %s)", kinetics_checkpoint, len(report.loaded), report.skipped
+            "stage 1 starts from %s (%d tensors; new head: %s)", kinetics_checkpoint, len(loaded.loaded), loaded.skipped
         )
     # Stage 1 reads only the training and validation videos and the class list: a change to the
     # speech alone (a new voice deal, more utterances) reuses it instead of ten minutes of training.
     video_rows = [
-        (r.id, str(manifest.resolve(r)), r.label, r.split) + ((r.start, r.end) if r.segment else ())
-        for r in rows["video", "train"] + rows["video", "val"]
+        (r.id, str(run.manifest.resolve(r)), r.label, r.split) + ((r.start, r.end) if r.segment else ())
+        for r in run.rows["video", "train"] + run.rows["video", "val"]
     ]
     fp_video = _fingerprint(
-        video_rows, classes, fmn_cfg.video, fe, cfg.video_stage, cfg.seed, str(kinetics_checkpoint),
+        video_rows, run.classes, run.fmn_cfg.video, fe, cfg.video_stage, cfg.seed, str(kinetics_checkpoint),
         str(video_encoder_from),
     )  # fmt: skip
-    saved = _load_state(work / "video_encoder.safetensors", fp_video) if resume else None
-    reused: list[str] = []  # stages taken from work checkpoints: their time is the one recorded there
+    saved = _load_state(run.work / "video_encoder.safetensors", fp_video) if run.resume else None
     inherited_ids: list[str] = []  # items the borrowed I3D trained or validated on
     if video_encoder_from is not None:
-        saved, inherited_ids = _borrow_video_encoder(video_encoder_from, classes, fmn_cfg, fe)
+        saved, inherited_ids = _borrow_video_encoder(video_encoder_from, run.classes, run.fmn_cfg, fe)
         log.info("stage 1: the frozen I3D of %s", video_encoder_from)
     if saved is not None:
         encoder.load_state_dict(saved[0])
         video_history = saved[1]["history"]
-        reused.append("stage1_video")
-        log.info("stage 1: reusing the trained video encoder in %s", work)
+        run.reused.append("stage1_video")
+        log.info("stage 1: reusing the trained video encoder in %s", run.work)
     else:
-        store = dataclasses.replace(
-            fe,
-            frames=fe.frames * cfg.video_stage.store_factor,
-            size=round(fe.size * cfg.video_stage.store_margin),
+        encoder, video_history = _train_stage1(run, encoder, fp_video, t0)
+    encoder.eval().to(run.device)
+    run.seconds["stage1_video"] = saved[1].get("seconds", 0.0) if saved is not None else time.perf_counter() - t0
+    return encoder, video_history, fp_video, inherited_ids
+
+
+def _train_stage1(
+    run: _Run, encoder: VideoEncoder, fp_video: str, t0: float
+) -> tuple[VideoEncoder, list[dict[str, float]]]:
+    """Train the I3D on the decoded training and validation videos and checkpoint it (begun at ``t0``)."""
+    cfg, fe = run.cfg, run.fe
+    store = dataclasses.replace(
+        fe,
+        frames=fe.frames * cfg.video_stage.store_factor,
+        size=round(fe.size * cfg.video_stage.store_margin),
+    )
+    decoded = {}
+    for split in ("train", "val"):
+        decoded[split] = decode_videos(
+            run.manifest, run.rows["video", split], store, run.jobs, run.bar(f"decode {split} videos")
         )
-        decoded = {}
-        for split in ("train", "val"):
-            decoded[split] = decode_videos(
-                manifest, rows["video", split], store, jobs, stage_progress(f"decode {split} videos")
-            )
-            failures += decoded[split].failures
+        run.failures += decoded[split].failures
 
-        def stack(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-            items = decoded[split].items
-            clips = (
-                torch.stack(items)
-                if items
-                else torch.zeros((0, 3, store.frames, store.size, store.size), dtype=torch.uint8)
-            )
-            return clips, _labels(decoded[split].rows, class_ids)
-
-        train_v, val_v = stack("train"), stack("val")
-        keep = train_v[1] >= 0
-        encoder, video_history = train_video_encoder(
-            encoder, (train_v[0][keep], train_v[1][keep]), (val_v[0][val_v[1] >= 0], val_v[1][val_v[1] >= 0]),
-            cfg.video_stage, fe.frames, fe.size, device, cfg.seed,
-            (lambda s, t, m: progress("stage 1 (I3D)", s, t, m)) if progress else None,
-        )  # fmt: skip
-        del decoded, train_v, val_v
-        _save_state(
-            work / "video_encoder.safetensors",
-            encoder.state_dict(),
-            {"fingerprint": fp_video, "history": video_history, "seconds": time.perf_counter() - t0},
+    def stack(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        items = decoded[split].items
+        clips = (
+            torch.stack(items)
+            if items
+            else torch.zeros((0, 3, store.frames, store.size, store.size), dtype=torch.uint8)
         )
-    encoder.eval().to(device)
-    seconds["stage1_video"] = saved[1].get("seconds", 0.0) if saved is not None else time.perf_counter() - t0
+        return clips, _labels(decoded[split].rows, run.class_ids)
 
-    # -- frozen features ------------------------------------------------------------------------
+    train_v, val_v = stack("train"), stack("val")
+    keep = train_v[1] >= 0
+    encoder, video_history = train_video_encoder(
+        encoder, (train_v[0][keep], train_v[1][keep]), (val_v[0][val_v[1] >= 0], val_v[1][val_v[1] >= 0]),
+        cfg.video_stage, fe.frames, fe.size, run.device, cfg.seed, run.steps("stage 1 (I3D)"),
+    )  # fmt: skip
+    _save_state(
+        run.work / "video_encoder.safetensors",
+        encoder.state_dict(),
+        {"fingerprint": fp_video, "history": video_history, "seconds": time.perf_counter() - t0},
+    )
+    return encoder, video_history
+
+
+def _frozen_features(
+    run: _Run, encoder: VideoEncoder
+) -> tuple[dict[str, VideoSet], dict[str, SpeechSet], SpeechFrontEndConfig]:
+    """The training and validation videos through the frozen I3D and their speech through the front end.
+
+    Returns:
+        The video and speech sets by split, and the speech front end pinned to its encoder's weights.
+    """
     t0 = time.perf_counter()
-    speech_fe = cfg.speech_frontend.pinned()  # the model records which encoder weights it was trained on
-    fe_name = "MFCC" if speech_fe.kind == "mfcc" else speech_fe.kind
+    speech_fe = run.cfg.speech_frontend.pinned()  # the model records which encoder weights it was trained on
     video_sets: dict[str, VideoSet] = {}
     speech_sets: dict[str, SpeechSet] = {}
     for split in ("train", "val"):
-        dv = decode_videos(manifest, rows["video", split], fe, jobs, stage_progress(f"features {split} videos"))
-        failures += [f for f in dv.failures if f.id not in {x.id for x in failures}]
-        with torch.no_grad():
-            clips = [normalize_clip(c) for c in dv.items]
-            feats = [
-                encoder.features(torch.stack(clips[i : i + 16]).to(device)).cpu() for i in range(0, len(clips), 16)
-            ]
-        labels = _labels(dv.rows, class_ids)
-        if (
-            split != "train" and BACKGROUND in class_ids
-        ):  # validation ranks speech's videos: a background video answers nothing
-            labels[labels == class_ids[BACKGROUND]] = -1
-        feats_t = torch.cat(feats) if feats else torch.zeros(0, fmn_cfg.video.feature_dim)
-        video_sets[split] = VideoSet(feats_t[labels >= 0], labels[labels >= 0])
-        speeds = cfg.fmn_stage.speed_perturb if split == "train" else ()
-        ds = decode_speech(
-            manifest, rows["speech", split], speech_fe, jobs, stage_progress(f"{fe_name} {split} speech"), speeds, work
-        )
-        failures += ds.failures
-        labels = _labels(ds.rows, class_ids)
-        keep = [i for i, lab in enumerate(labels.tolist()) if lab >= 0]
-        items = [ds.items[i] for i in keep]
-        variants = None
-        if speeds:
-            variants, items = items, [versions[speeds.index(1.0)] for versions in items]
-        speakers = [speaker_of(ds.rows[i]) for i in keep]
-        families = [voice_family(ds.rows[i]) for i in keep]
-        langs = [ds.rows[i].lang or "" for i in keep]
-        speech_sets[split] = SpeechSet(items, labels[keep], langs, variants, speakers, families)
-    seconds["features"] = time.perf_counter() - t0
+        video_sets[split] = _video_set(run, encoder, split)
+        speech_sets[split] = _speech_set(run, speech_fe, split)
+    run.seconds["features"] = time.perf_counter() - t0
+    return video_sets, speech_sets, speech_fe
 
-    # -- stage 2: speech encoder, heads, memory -------------------------------------------------
+
+def _video_set(run: _Run, encoder: VideoEncoder, split: str) -> VideoSet:
+    """The raw I3D features of one split's videos that have a class (validation: not the background)."""
+    dv = decode_videos(run.manifest, run.rows["video", split], run.fe, run.jobs, run.bar(f"features {split} videos"))
+    run.failures += [f for f in dv.failures if f.id not in {x.id for x in run.failures}]
+    with torch.no_grad():
+        clips = [normalize_clip(c) for c in dv.items]
+        feats = [
+            encoder.features(torch.stack(clips[i : i + 16]).to(run.device)).cpu() for i in range(0, len(clips), 16)
+        ]
+    labels = _labels(dv.rows, run.class_ids)
+    # Validation ranks speech's videos: a background video answers nothing.
+    if split != "train" and BACKGROUND in run.class_ids:
+        labels[labels == run.class_ids[BACKGROUND]] = -1
+    feats_t = torch.cat(feats) if feats else torch.zeros(0, run.fmn_cfg.video.feature_dim)
+    return VideoSet(feats_t[labels >= 0], labels[labels >= 0])
+
+
+def _speech_set(run: _Run, speech_fe: SpeechFrontEndConfig, split: str) -> SpeechSet:
+    """The front-end frames of one split's utterances that have a class (training's also at every speed)."""
+    fe_name = "MFCC" if speech_fe.kind == "mfcc" else speech_fe.kind
+    speeds = run.cfg.fmn_stage.speed_perturb if split == "train" else ()
+    ds = decode_speech(
+        run.manifest, run.rows["speech", split], speech_fe, run.jobs, run.bar(f"{fe_name} {split} speech"), speeds,
+        run.work,
+    )  # fmt: skip
+    run.failures += ds.failures
+    labels = _labels(ds.rows, run.class_ids)
+    keep = [i for i, lab in enumerate(labels.tolist()) if lab >= 0]
+    items = [ds.items[i] for i in keep]
+    variants = None
+    if speeds:
+        variants, items = items, [versions[speeds.index(1.0)] for versions in items]
+    speakers = [speaker_of(ds.rows[i]) for i in keep]
+    families = [voice_family(ds.rows[i]) for i in keep]
+    langs = [ds.rows[i].lang or "" for i in keep]
+    return SpeechSet(items, labels[keep], langs, variants, speakers, families)
+
+
+def _stage2_fmn(
+    run: _Run, fp_video: str, video_sets: dict[str, VideoSet], speech_sets: dict[str, SpeechSet]
+) -> tuple[FeatureMemoryNetwork, list[dict[str, float]]]:
+    """Stage 2 (speech encoder, heads), resumed from its work checkpoint of the same run; each epoch checkpointed."""
     t0 = time.perf_counter()
-    net = create_fmn(fmn_cfg, with_video_encoder=False)
-    fp_fmn = _fingerprint(fp_video, manifest_hash, *_stage2_settings(fmn_cfg, cfg.fmn_stage), cfg.speech_frontend)
-    ckpt = work / "fmn_stage.safetensors"
-    saved = _load_state(ckpt, fp_fmn) if resume else None
-    start_epoch, history, best_state, earlier = 0, [], None, 0.0
+    cfg = run.cfg
+    net = create_fmn(run.fmn_cfg, with_video_encoder=False)
+    fp_fmn = _fingerprint(
+        fp_video, run.manifest_hash, *_stage2_settings(run.fmn_cfg, cfg.fmn_stage), cfg.speech_frontend
+    )
+    ckpt = run.work / "fmn_stage.safetensors"
+    saved = _load_state(ckpt, fp_fmn) if run.resume else None
+    start_epoch, earlier = 0, 0.0
+    history: list[dict[str, float]] = []
+    best_state: dict[str, torch.Tensor] | None = None
     if saved is not None:
         tensors, meta = saved
         earlier = meta.get("seconds", 0.0)
-        reused.append("stage2_fmn")
+        run.reused.append("stage2_fmn")
         net.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("last.")})
         best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         start_epoch, history = meta["epoch"], meta["history"]
@@ -366,27 +421,42 @@ def train(
 
     net, fmn_history = train_fmn_stage(
         net, (video_sets["train"], speech_sets["train"]), (video_sets["val"], speech_sets["val"]), cfg.fmn_stage,
-        device, cfg.seed, (lambda s, t, m: progress("stage 2 (FMN)", s, t, m)) if progress else None,
+        run.device, cfg.seed, run.steps("stage 2 (FMN)"),
         resume=(start_epoch, history, best_state) if saved is not None else None, on_epoch_end=checkpoint,
     )  # fmt: skip
-    seconds["stage2_fmn"] = earlier + time.perf_counter() - t0
+    run.seconds["stage2_fmn"] = earlier + time.perf_counter() - t0
+    return net, fmn_history
 
+
+def _memory_settings(
+    run: _Run, net: FeatureMemoryNetwork, video_sets: dict[str, VideoSet], speech_sets: dict[str, SpeechSet]
+) -> tuple[MemoryChoice, dict[str, torch.Tensor], torch.Tensor]:
+    """Centre the banks on the training features, then let validation choose how they are filled and read."""
     t0 = time.perf_counter()
-    a_train = speech_raw(net, speech_sets["train"].feats, device)
-    a_val = speech_raw(net, speech_sets["val"].feats, device)
+    a_train = speech_raw(net, speech_sets["train"].feats, run.device)
+    a_val = speech_raw(net, speech_sets["val"].feats, run.device)
     with torch.no_grad():  # centre the banks' cosines on the training features (see FeatureMemoryBank.center)
         for bank, feats in ((net.memory.video, video_sets["train"].feats), (net.memory.speech, a_train)):
             bank.center.copy_(feats.mean(dim=0).to(bank.center.device))
-    choice, memory_state, learned = choose_memory(
+    chosen = choose_memory(
         net, (video_sets["train"], a_train, speech_sets["train"].labels),
-        (video_sets["val"], a_val, speech_sets["val"]), cfg.fmn_stage, cfg.seed,
-        (lambda s, t, m: progress("memory settings", s, t, m)) if progress else None,
+        (video_sets["val"], a_val, speech_sets["val"]), run.cfg.fmn_stage, run.cfg.seed, run.steps("memory settings"),
     )  # fmt: skip
-    seconds["memory"] = time.perf_counter() - t0
+    run.seconds["memory"] = time.perf_counter() - t0
+    return chosen
 
-    # -- the finished model ---------------------------------------------------------------------
+
+def _final_network(
+    run: _Run,
+    net: FeatureMemoryNetwork,
+    encoder: VideoEncoder,
+    choice: MemoryChoice,
+    memory_state: dict[str, torch.Tensor],
+    learned: torch.Tensor,
+) -> tuple[FeatureMemoryNetwork, FMNConfig]:
+    """The shipped network and its settings: stage 2's weights, the chosen memory and combination, the I3D."""
     final_cfg = dataclasses.replace(
-        fmn_cfg, t1=choice.t1, t2=choice.t2, combination=choice.combination,
+        run.fmn_cfg, t1=choice.t1, t2=choice.t2, combination=choice.combination,
         memory_averaging=choice.averaging, memory_readout=choice.readout, memory_temperature=choice.temperature,
     )  # fmt: skip
     final = create_fmn(final_cfg, with_video_encoder=True)
@@ -396,8 +466,12 @@ def train(
     if choice.combination == "learned":
         state |= {"combiner.linear.weight": learned[:2][None].clone(), "combiner.linear.bias": learned[2:].clone()}
     final.load_state_dict(state)
-    counts = {f"{m}_{s}": len(v) for (m, s), v in rows.items()} | {"classes": len(classes), "failed": len(failures)}
-    memory_report = {
+    return final, final_cfg
+
+
+def _memory_report(choice: MemoryChoice, learned: torch.Tensor) -> dict[str, Any]:
+    """The memory choice as ``training.json`` records it, with every candidate."""
+    return {
         "choice": {
             "combination": choice.combination,
             "t1": choice.t1,
@@ -410,36 +484,33 @@ def train(
         "candidates": choice.table,
         "learned_combiner": learned.tolist(),  # kept for the ablations whatever was chosen
     }
-    model = FMNModel(
-        final.eval(),
-        final_cfg,
-        fe,
-        speech_fe,
-        classes,
-        extra={
-            "training": {
-                "manifest": str(manifest_path),
-                "manifest_hash": manifest_hash,
-                "config": cfg.to_dict(),
-                "device": str(device),
-                "seconds": seconds,
-                "reused": reused,  # stages (partly) from work checkpoints: earlier runs' time is counted when recorded
-                "counts": counts,
-                "video_history": video_history,
-                "fmn_history": fmn_history,
-                "memory": memory_report,
-                "failures": [dataclasses.asdict(f) for f in failures],
-                # What the model has seen, so `fmn eval` can tell whether a test set is really held out.
-                "seen": {
-                    "speakers": sorted({speaker_of(r) for s in ("train", "val") for r in rows["speech", s]} - {""}),
-                    "ids": sorted({r.id for rs in rows.values() for r in rs} | set(inherited_ids)),
-                },
-            },
+
+
+def _training_record(
+    run: _Run,
+    counts: dict[str, int],
+    video_history: list[dict[str, float]],
+    fmn_history: list[dict[str, float]],
+    memory_report: dict[str, Any],
+    inherited_ids: list[str],
+) -> dict[str, Any]:
+    """What the model folder records of its training (``training.json``, and the model's ``extra``)."""
+    rows = run.rows
+    return {
+        "manifest": str(run.manifest_path),
+        "manifest_hash": run.manifest_hash,
+        "config": run.cfg.to_dict(),
+        "device": str(run.device),
+        "seconds": run.seconds,
+        "reused": run.reused,  # stages (partly) from work checkpoints: earlier runs' time is counted when recorded
+        "counts": counts,
+        "video_history": video_history,
+        "fmn_history": fmn_history,
+        "memory": memory_report,
+        "failures": [dataclasses.asdict(f) for f in run.failures],
+        # What the model has seen, so `fmn eval` can tell whether a test set is really held out.
+        "seen": {
+            "speakers": sorted({speaker_of(r) for s in ("train", "val") for r in rows["speech", s]} - {""}),
+            "ids": sorted({r.id for rs in rows.values() for r in rs} | set(inherited_ids)),
         },
-    )
-    model.save(out_dir)
-    report = TrainReport(out_dir, failures, seconds, video_history, fmn_history, memory_report, counts)
-    (out_dir / "training.json").write_text(
-        json.dumps(model.extra["training"], indent=2, ensure_ascii=False, default=str)
-    )
-    return report
+    }

@@ -8,15 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from fmn_core.eval.baselines import (
-    BASELINES,
-    Baseline,
-    LinearCCA,
-    class_pair_moments,
-    dcca_loss,
-    make_baseline,
-)
+from fmn_core.eval.baseline_base import Baseline
+from fmn_core.eval.baselines import BASELINES, make_baseline
+from fmn_core.eval.class_pair_cca import LinearCCA, class_pair_moments
 from fmn_core.eval.metrics import bidirectional_metrics, bidirectional_random
+from fmn_core.eval.neural_baselines import dcca_loss
 
 
 @dataclass

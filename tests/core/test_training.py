@@ -26,18 +26,12 @@ from fmn_core.models.fmn import FMNConfig, create_fmn
 from fmn_core.models.i3d import I3DConfig
 from fmn_core.models.speech import SpeechEncoderConfig
 from fmn_core.splits import SplitSpec
-from fmn_core.training.fmn_stage import (
-    FMNStageConfig,
-    SpeechSet,
-    VideoSet,
-    _running_average,
-    _selection_value,
-    _speaker_head,
-    pk_batches,
-    spec_augment,
-    train_fmn_stage,
-)
-from fmn_core.training.train import TrainConfig, train
+from fmn_core.training.fmn_batches import SpeechSet, VideoSet, pk_batches, spec_augment
+from fmn_core.training.fmn_stage import _running_average, _speaker_head, train_fmn_stage
+from fmn_core.training.fmn_stage_config import FMNStageConfig
+from fmn_core.training.fmn_validation import _selection_value
+from fmn_core.training.train import train
+from fmn_core.training.train_config import TrainConfig
 from fmn_core.training.video_stage import VideoStageConfig
 
 SMALL = CorpusSpec(
