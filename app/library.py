@@ -1,6 +1,6 @@
 """Where the built-in demo library lives.
 
-Opening any other folder goes through :func:`fmn_core.index.indexer.scan_library`, the same
+Opening any other folder goes through :func:`fmn_core.index.library.scan_library`, the same
 function `fmn index` uses, so the app and the command line accept the same libraries.
 """
 

@@ -32,7 +32,7 @@ from fmn_core.manifest import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
     from fmn_core.features.whisper import Transcript
-    from fmn_core.index.retriever import BankUpdate, Item
+    from fmn_core.index.results import BankUpdate, Item
 
 MEDIA_FILTER = "Audio or video ({})".format(" ".join(f"*{e}" for e in AUDIO_EXTENSIONS + VIDEO_EXTENSIONS))
 _OTHER = {"speech": "videos", "video": "speech clips"}

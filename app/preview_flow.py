@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from app.widgets.memory_inspector import MemoryInspector
     from app.widgets.preview_player import PreviewPlayer
     from app.widgets.results_view import ResultsView
-    from fmn_core.index.retriever import Hit, Item, WindowScores
+    from fmn_core.index.results import Hit, Item, WindowScores
 
 
 class PreviewFlow(QObject):

@@ -32,7 +32,8 @@ from fmn_core.index.moments import span_text
 if TYPE_CHECKING:
     from fmn_core.features.whisper import Transcript
     from fmn_core.index.indexer import IndexReport
-    from fmn_core.index.retriever import BankUpdate, Query, Retriever, SearchResult, SlotInfo
+    from fmn_core.index.results import BankUpdate, Query, SearchResult, SlotInfo
+    from fmn_core.index.retriever import Retriever
     from fmn_core.index.watch import LibraryWatcher
 
 log = logging.getLogger(__name__)
@@ -326,7 +327,7 @@ def _open(
     old: Retriever | None, library: Path, model: Path | None, device: str, jobs: int | None, progress: Any, cancel: Any
 ) -> tuple[Retriever, str | None, LibraryWatcher]:
     """The open library, why its model cannot take speech queries here (None: it can), and its watcher."""
-    from fmn_core.index.indexer import scan_library
+    from fmn_core.index.library import scan_library
     from fmn_core.index.retriever import Retriever
     from fmn_core.index.watch import LibraryWatcher
 
@@ -483,7 +484,7 @@ def _source_modality(source_id: str, items: dict[str, Any]) -> str | None:
         return items[source_id].modality
     if source_id == "recording":
         return "speech"
-    from fmn_core.index.indexer import modality_of
+    from fmn_core.index.library import modality_of
 
     return modality_of(source_id.removeprefix("item:"))
 

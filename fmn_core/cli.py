@@ -17,13 +17,6 @@ from collections.abc import Sequence
 
 from fmn_core.commands import data, model
 
-# Still imported from here by others: tests/core/test_training.py (_held_out_summary), and
-# fmn_core/eval/adapt_cli.py and calibrate_cli.py (_StageBars; fmn_core.progress.StageBars is its home).
-from fmn_core.commands.model import _held_out_summary as _held_out_summary
-from fmn_core.progress import StageBars
-
-_StageBars = StageBars
-
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from fmn_core.doctor import run_checks

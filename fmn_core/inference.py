@@ -179,7 +179,7 @@ class FMNModel:
     def checkpoint_hash(self) -> str:
         """The checkpoint file's blake2b, computed once per process (what the index and the files
         kept beside the checkpoint are checked against)."""
-        from fmn_core.index.store import file_hash
+        from fmn_core.index.library import file_hash
 
         if self.checkpoint_digest is None:
             assert self.path is not None

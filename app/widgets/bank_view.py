@@ -15,7 +15,7 @@ from app.widgets.heatmap import Heatmap
 
 if TYPE_CHECKING:
     from app.session import BankSnapshot
-    from fmn_core.index.retriever import SlotInfo
+    from fmn_core.index.results import SlotInfo
 
 _COLUMNS = ("Slot", "Hits", "Last update", "Sources")
 SLOT_ROLE = Qt.ItemDataRole.UserRole + 1

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableV
 from app.labels import class_title
 
 if TYPE_CHECKING:
-    from fmn_core.index.retriever import Item
+    from fmn_core.index.results import Item
 
 _COLUMNS = ("Kind", "Label", "Class", "Transcript", "Length", "Status")
 _WIDTHS = (56, 90, 220, 240, 56, 50)

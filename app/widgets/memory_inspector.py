@@ -16,7 +16,7 @@ from app.widgets.memory_vector_chart import MemoryVectorChart
 
 if TYPE_CHECKING:
     from app.session import BankSnapshot
-    from fmn_core.index.retriever import BankUpdate
+    from fmn_core.index.results import BankUpdate
 
 
 class MemoryInspector(QWidget):

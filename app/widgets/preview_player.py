@@ -19,7 +19,7 @@ from app.widgets.waveform_view import WaveformView
 from fmn_core.index.moments import Moment, span_text
 
 if TYPE_CHECKING:
-    from fmn_core.index.retriever import WindowScores
+    from fmn_core.index.results import WindowScores
 
 SEEK_MS = 1000  # one press of the seek keys
 _LOADED = (QMediaPlayer.MediaStatus.LoadedMedia, QMediaPlayer.MediaStatus.BufferedMedia)

@@ -37,7 +37,7 @@ from fmn_core.eval.calibration import describe
 from fmn_core.index.moments import clock, span_text
 
 if TYPE_CHECKING:
-    from fmn_core.index.retriever import Hit
+    from fmn_core.index.results import Hit
 
 HIT_ROLE = Qt.ItemDataRole.UserRole + 1
 PREVIEW_ROLE = Qt.ItemDataRole.UserRole + 2

@@ -25,15 +25,15 @@ def _names(text: str) -> list[str]:
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
-    from fmn_core.cli import _StageBars
     from fmn_core.eval.adaptation import measure_adaptation
     from fmn_core.inference import FMNModel
     from fmn_core.models.memory import CONFIRM_RULES
+    from fmn_core.progress import StageBars
 
     model = FMNModel.load(args.model, args.device)
     report = measure_adaptation(
         model, args.manifest, args.split, args.ks, args.seeds, args.rules or CONFIRM_RULES,
-        args.families, args.jobs, _StageBars(),
+        args.families, args.jobs, StageBars(),
     )  # fmt: skip
     print(f"model {model.name} (confirmations stored by {model.cfg.memory_confirm!r}), split {report.split}")
     print(

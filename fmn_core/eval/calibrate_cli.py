@@ -12,14 +12,15 @@ from pathlib import Path
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from fmn_core.cli import _StageBars
-    from fmn_core.eval.calibration import DIRECTIONS, calibrate, calibration_path, flag_rates, pair_scores_of
+    from fmn_core.eval.calibration import DIRECTIONS, calibration_path
+    from fmn_core.eval.calibration_fit import calibrate, flag_rates, pair_scores_of
     from fmn_core.eval.evaluate import encode_split
     from fmn_core.inference import FMNModel
     from fmn_core.manifest import read_manifest
+    from fmn_core.progress import StageBars
 
     model = FMNModel.load(args.model, args.device)
-    bars = _StageBars()
+    bars = StageBars()
     calibration = calibrate(model, args.manifest, args.split, args.jobs, bars)
     figures: dict[str, dict[str, dict[str, float]]] = {args.split: {}}
     print(f"model {model.name}, fitted on split {args.split} of {args.manifest}")

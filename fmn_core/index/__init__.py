@@ -1,8 +1,12 @@
 """The library index and search (DESIGN §5: ``fmn index``, ``fmn search``, ``fmn bench``).
 
 - ``store``: the on-disk index (SQLite, WAL): items, features, model identity, banks, update log;
-- ``indexer``: incremental, parallel, crash-safe indexing of a library folder or manifest;
-- ``retriever``: the :class:`Retriever` the CLI and the app search with;
+  ``records``: its rows; ``location``: where it lives;
+- ``library``: what a library holds (its manifest, or its folders' media);
+- ``indexer``: incremental, parallel, crash-safe indexing of a library; ``decoding``: its workers;
+- ``retriever``: the :class:`Retriever` the CLI and the app search with; ``results``: what it
+  gives back; ``ranking``: how it orders what it scores; ``library_memory``: the library's banks,
+  their log and undo;
 - ``bench``: speed and memory figures;
 - ``cli``: the commands.
 
@@ -16,22 +20,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fmn_core.index.indexer import IndexReport, LibraryEntry, scan_library
-    from fmn_core.index.retriever import BankUpdate, Hit, Item, Query, Retriever, SearchResult, SlotInfo
-    from fmn_core.index.store import LibraryIndexError, Store
+    from fmn_core.index.indexer import IndexReport
+    from fmn_core.index.library import LibraryEntry, scan_library
+    from fmn_core.index.location import LibraryIndexError
+    from fmn_core.index.results import BankUpdate, Hit, Item, Query, SearchResult, SlotInfo
+    from fmn_core.index.retriever import Retriever
+    from fmn_core.index.store import Store
 
 _EXPORTS = {
-    "BankUpdate": "retriever",
-    "Hit": "retriever",
-    "Item": "retriever",
-    "Query": "retriever",
+    "BankUpdate": "results",
+    "Hit": "results",
+    "Item": "results",
+    "Query": "results",
     "Retriever": "retriever",
-    "SearchResult": "retriever",
-    "SlotInfo": "retriever",
+    "SearchResult": "results",
+    "SlotInfo": "results",
     "IndexReport": "indexer",
-    "LibraryEntry": "indexer",
-    "scan_library": "indexer",
-    "LibraryIndexError": "store",
+    "LibraryEntry": "library",
+    "scan_library": "library",
+    "LibraryIndexError": "location",
     "Store": "store",
 }
 

@@ -43,9 +43,13 @@ import numpy as np
 import torch
 
 from fmn_core.eval.latency import encode_latency
-from fmn_core.index.indexer import Indexer, thumbnail_jpeg, waveform_peaks
-from fmn_core.index.retriever import Collection, Item, Retriever, model_identity
-from fmn_core.index.store import ItemRecord, Store, StoredItem
+from fmn_core.index.decoding import thumbnail_jpeg, waveform_peaks
+from fmn_core.index.indexer import Indexer
+from fmn_core.index.ranking import Collection
+from fmn_core.index.records import ItemRecord, StoredItem
+from fmn_core.index.results import Item
+from fmn_core.index.retriever import Retriever, model_identity
+from fmn_core.index.store import Store
 from fmn_core.inference import DEFAULT_MODEL_DIR, FMNModel
 
 Log = Callable[[str], None]
@@ -166,7 +170,7 @@ def _load_model(model: str | os.PathLike[str] | None, work: Path, log: Log) -> t
     from fmn_core.models import create_fmn
 
     try:  # the configuration `fmn train` builds by default (speech frames stacked by 3)
-        from fmn_core.training.train import DEFAULT_FMN as cfg
+        from fmn_core.training.train_config import DEFAULT_FMN as cfg
     except ImportError:
         from fmn_core.models import FMNConfig
 
@@ -412,7 +416,7 @@ def _empty_files(root: Path, n: int, name: str) -> None:
 def bench_scan(cfg: BenchConfig, work: Path, log: Log) -> dict[str, Any]:
     """How long finding a library's files takes (the app and `fmn index` both do it), and one watcher look."""
     from fmn_core.errors import FmnError
-    from fmn_core.index.indexer import scan_library
+    from fmn_core.index.library import scan_library
     from fmn_core.index.watch import library_signature
 
     log(f"scanning folders of {cfg.scan_media:,} media files and {cfg.scan_other:,} other files ...")

@@ -16,7 +16,8 @@ from fmn_core.index.export import FORMATS  # light: the standard library only
 
 if TYPE_CHECKING:
     from fmn_core.index.indexer import IndexReport, Progress
-    from fmn_core.index.retriever import Retriever, SearchResult
+    from fmn_core.index.results import SearchResult
+    from fmn_core.index.retriever import Retriever
     from fmn_core.index.watch import LibraryWatcher
 
 _FAILED_SHOWN = 20  # failures listed without --report

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from fmn_core.index.moments import span_text
 
 if TYPE_CHECKING:
-    from fmn_core.index.retriever import SearchResult
+    from fmn_core.index.results import SearchResult
 
 FORMATS = ("text", "json", "csv", "m3u")  # text: the terminal's table (fmn search only)
 FILE_FORMATS = {"json": ".json", "csv": ".csv", "m3u": ".m3u"}

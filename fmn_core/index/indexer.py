@@ -1,16 +1,13 @@
-"""Bring a library's index up to date: find the media, decode what is new or changed, encode, store.
-
-A library is a folder. With a ``manifest.csv`` its rows are the items (ids, labels and
-transcripts from the manifest); without one every video (.mp4 .avi .mov .mkv .webm ...) and
-audio file (.wav .flac .ogg .mp3 .m4a ...) under it is an item, its id the path relative to the
-library, its label the name of the folder it sits in.
+"""Bring a library's index up to date: find the media (``index.library``), decode what is new or
+changed (``index.decoding``, in worker processes), encode, store.
 
 Indexing is incremental: a file whose size and modification time are unchanged is skipped; a
 changed file whose content hash is unchanged only has its times updated; anything else is
 decoded and encoded again; items whose files are gone are dropped. A video longer than two
 windows (``VideoFrontEndConfig.windowed``) is indexed as overlapping windows, searched as moments:
-it is decoded a stretch of about a minute at a time, so memory does not grow with its length,
-and written with all its windows at once when its last stretch is encoded. Decoding (video frames,
+it is decoded a stretch of about a minute at a time and its windows are staged in the store as
+they are encoded, so memory does not grow with its length; its item is written, and its windows
+with it, when its last stretch is in. Decoding (video frames,
 MFCCs) runs in worker processes; encoding runs in this process with the model, in batches; each
 batch is committed on its own, so a run that is cancelled, crashes or is killed keeps every
 finished item and leaves a consistent index. A file that cannot be used (corrupt, empty, silent)
@@ -33,39 +30,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 
-from fmn_core.errors import FmnError
-from fmn_core.index.store import INDEX_DIRNAME, ItemRecord, Store, StoredItem, WindowFeatures, file_hash
-from fmn_core.manifest import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, read_manifest
+from fmn_core.index.decoding import (
+    Decoded,
+    DecodeJob,
+    decode_item,
+    decoded_for,
+    init_worker,
+)
+from fmn_core.index.library import (
+    LibraryEntry,
+    file_hash,
+    scan_library,
+    stored_path,
+)
+from fmn_core.index.records import ItemRecord, StoredItem, WindowFeatures
+from fmn_core.index.store import Store
 
 if TYPE_CHECKING:
-    from fmn_core.features.audio import SpeechFrontEndConfig
     from fmn_core.features.video import VideoFrontEndConfig
     from fmn_core.inference import FMNModel
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.csv"
-THUMBNAIL_WIDTH = 160  # pixels; the thumbnail keeps the clip's aspect ratio
-WAVEFORM_PEAKS = 200  # peak values summarising a speech item's waveform
 _POOL_MIN_JOBS = 4  # fewer files than this are decoded here: starting workers would cost more
 WINDOW_CHUNK = 60  # windows of a long video decoded per job (~1 min of video at a 1 s hop; ~13 MB of frames)
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
-
-
-@dataclass(frozen=True)
-class LibraryEntry:
-    """One media file the library says it holds."""
-
-    id: str
-    path: Path  # absolute
-    modality: str  # 'video' or 'speech'
-    label: str | None
-    text: str | None
 
 
 @dataclass
@@ -105,240 +98,7 @@ class IndexReport:
         return ", ".join(parts) + f" ({self.seconds:.1f} s)"
 
 
-def modality_of(path: str | os.PathLike[str]) -> str | None:
-    """'video' or 'speech' from a file's extension, None for other files."""
-    suffix = os.path.splitext(path)[1].lower()
-    return "video" if suffix in VIDEO_EXTENSIONS else "speech" if suffix in AUDIO_EXTENSIONS else None
-
-
-def scan_library(library: str | os.PathLike[str]) -> list[LibraryEntry]:
-    """The media files of a library: its manifest's rows, else every media file under it.
-
-    This is how the app and the command line both open a folder. Without a manifest the folder
-    may be flat or nested; an item's label is the name of the folder it sits in (so a
-    ``<label>/<files>`` layout gives labelled items and a flat folder unlabelled ones). Hidden
-    files and folders and the index folder are skipped; symbolic links to folders are not
-    followed, so a link loop cannot hang the scan; a folder that cannot be read is skipped with
-    a warning.
-
-    Raises:
-        ManifestError: the library's manifest is invalid (an FmnError listing every bad row).
-        FmnError: the library is not a folder, or holds no video or audio file.
-    """
-    library = Path(library).resolve()
-    if not library.is_dir():
-        raise FmnError(f"{library}: no such folder")
-    manifest_path = library / MANIFEST_NAME
-    if manifest_path.is_file():
-        manifest = read_manifest(manifest_path)
-        entries = [
-            LibraryEntry(r.id, manifest.resolve(r), r.modality, r.label or None, r.text or None)
-            for r in manifest.rows
-            if r.segment is None
-        ]
-        # Rows that are segments (start/end) annotate a long file: the file is one item, indexed
-        # once and searched as moments, its id its path (as a folder scan would name it).
-        files = {e.path for e in entries}
-        for r in manifest.rows:
-            path = manifest.resolve(r)
-            if r.segment is not None and path not in files:
-                files.add(path)
-                entries.append(LibraryEntry(stored_path(library, path), path, r.modality, None, None))
-        return entries
-    # Strings, not Path operations, per file: re-opening a 10k-item library spends its time here.
-    root = str(library)
-    entries = []
-    for folder, dirs, files in os.walk(root, onerror=_unreadable_folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != INDEX_DIRNAME)
-        label = os.path.basename(folder) if folder != root else None
-        prefix = "" if folder == root else folder[len(root) + 1 :].replace(os.sep, "/") + "/"
-        for name in sorted(files):
-            modality = modality_of(name)
-            if modality is None or name.startswith("."):
-                continue
-            entries.append(LibraryEntry(prefix + name, Path(folder, name), modality, label, None))
-    if not entries:
-        kinds = " ".join(VIDEO_EXTENSIONS + AUDIO_EXTENSIONS)
-        raise FmnError(f"{library}: no video or audio files found in it or its folders (looked for {kinds})")
-    return entries
-
-
-def _unreadable_folder(error: OSError) -> None:
-    log.warning("skipped %s: %s", error.filename, error.strerror)
-
-
-def stored_path(library: Path, path: Path) -> str:
-    """A file's path as the index keeps it: relative to the library when inside it (the library can move)."""
-    root, full = str(library), str(path)
-    if full.startswith(root + os.sep):
-        return full[len(root) + 1 :].replace(os.sep, "/")
-    return full
-
-
 # -- decoding (worker processes) ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _DecodeJob:
-    id: str
-    path: str
-    modality: str
-    video_frontend: VideoFrontEndConfig
-    speech_frontend: SpeechFrontEndConfig
-    # A long video is several jobs, one per stretch of windows:
-    spans: tuple[tuple[float, float], ...] | None = None  # this stretch's windows (None: the file is one clip)
-    first: int = 0  # position of its first window in the video
-    part: int = 0  # which stretch, of `parts`
-    parts: int = 1
-    total: int = 0  # the video's windows, over all stretches
-    thumbs: tuple[int, ...] = ()  # positions (within the stretch) of windows that keep a thumbnail
-    duration: float = 0.0  # the video's, from the probe that planned the windows
-
-
-@dataclass
-class _Decoded:
-    id: str
-    hash: str = ""  # a long video: set by its first stretch only
-    duration: float = 0.0
-    preview: bytes | None = None
-    payload: np.ndarray | None = None  # video: (3, T, S, S) uint8 RGB, (n, 3, T, S, S) for windows; speech: (L, F)
-    reason: str | None = None  # set when the file cannot be used
-    spans: tuple[tuple[float, float], ...] | None = None  # a stretch of a long video: its windows
-    first: int = 0
-    part: int = 0
-    parts: int = 1
-    total: int = 0
-    previews: dict[int, bytes] = field(default_factory=dict)  # window position in the video -> JPEG
-    missing: int = 0  # sampled frames that could not be read
-
-
-def _decoded_for(job: _DecodeJob, **fields: Any) -> _Decoded:
-    return _Decoded(job.id, spans=job.spans, first=job.first, part=job.part, parts=job.parts, total=job.total, **fields)
-
-
-def _init_worker(parent_pid: int) -> None:
-    import threading
-
-    import torch
-
-    # Each worker decodes one file at a time; more threads would only fight over the cores.
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    """End this worker once the indexing process is gone.
-
-    A worker waits on its task queue, whose write end every worker holds too, so it would
-    never see the end of a parent that was killed: it (and the forkserver waiting for it) would
-    linger for ever.
-    """
-    while _alive(parent_pid):
-        time.sleep(0.5)
-    os._exit(0)
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process runs; a zombie (dead, not yet reaped by its parent) does not."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except FileNotFoundError:
-        return False
-    except (OSError, IndexError):  # no /proc (not Linux): signal 0 tells whether the pid exists
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        return True
-
-
-def decode_item(job: _DecodeJob) -> _Decoded:
-    """Decode one file for the encoder, with its preview; failures are returned, never raised."""
-    from fmn_core.errors import FmnError
-
-    out = _decoded_for(job)
-    try:
-        if job.part == 0:
-            out.hash = file_hash(job.path)
-        if job.spans is not None:
-            _decode_windows(job, out)
-        elif job.modality == "video":
-            _decode_video(job, out)
-        else:
-            _decode_speech(job, out)
-    except FmnError as e:  # bad media, or a speech front end that is not installed: its message says why
-        out.reason = str(e)
-    except OSError as e:
-        out.reason = f"{job.path}: cannot read ({e.strerror or e})"
-    except Exception as e:  # a decoder's own failure on a malformed file: record it, keep going
-        out.reason = f"{job.path}: cannot decode ({type(e).__name__}: {e})"
-    if out.reason is not None:
-        out.payload = None
-    return out
-
-
-def _decode_video(job: _DecodeJob, out: _Decoded) -> None:
-    from fmn_core.features.video import _decode_sampled, frames_to_uint8
-    from fmn_core.media.errors import MediaError
-    from fmn_core.media.video_io import probe_video
-
-    cfg = job.video_frontend
-    # The sampled full-size frames give both the encoder input and the thumbnail, so the file
-    # is decoded once (features.video.decode_clip would throw the full-size frames away).
-    frames = _decode_sampled(Path(job.path), cfg.frames, cfg.max_decode_frames)
-    out.payload = frames_to_uint8(frames, cfg).numpy()
-    try:
-        out.duration = probe_video(job.path).duration_s
-    except MediaError:
-        out.duration = 0.0
-    out.preview = thumbnail_jpeg(frames[len(frames) // 2])
-
-
-def _decode_windows(job: _DecodeJob, out: _Decoded) -> None:
-    from fmn_core.features.video import window_clips
-
-    assert job.spans is not None
-    decoded = window_clips(job.path, job.spans, job.video_frontend, middles=job.thumbs)
-    out.payload = decoded.clips
-    out.missing = decoded.missing
-    out.duration = job.duration
-    out.previews = {job.first + p: thumbnail_jpeg(frame) for p, frame in decoded.middles.items()}
-
-
-def _decode_speech(job: _DecodeJob, out: _Decoded) -> None:
-    from fmn_core.features.audio import prepare_wave, wave_features
-    from fmn_core.media.audio_io import SAMPLE_RATE, load_audio
-
-    wave = load_audio(job.path)
-    out.duration = len(wave) / SAMPLE_RATE
-    out.preview = waveform_peaks(wave).tobytes()  # kept even when the speech is refused below
-    fe = job.speech_frontend
-    # Decoding workers run a Whisper front end on their own CPU core: they are many and short-lived.
-    out.payload = wave_features(prepare_wave(wave, fe, name=job.path), fe, device="cpu").numpy()
-
-
-def thumbnail_jpeg(frame_bgr: np.ndarray, width: int = THUMBNAIL_WIDTH) -> bytes:
-    """A small JPEG of one BGR frame, ``width`` pixels wide."""
-    h, w = frame_bgr.shape[:2]
-    size = (width, max(1, round(h * width / w)))
-    small = cv2.resize(frame_bgr, size, interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return data.tobytes()
-
-
-def waveform_peaks(wave: np.ndarray, n: int = WAVEFORM_PEAKS) -> np.ndarray:
-    """``(n,)`` float32 peak absolute values of ``n`` equal stretches of a wave (for drawing it)."""
-    wave = np.abs(np.asarray(wave, dtype=np.float32))
-    if len(wave) < n:  # fewer samples than stretches: one sample (or silence) per stretch
-        wave = np.pad(wave, (0, n - len(wave)))
-    starts = np.linspace(0, len(wave), n + 1).astype(np.int64)[:-1]
-    return np.maximum.reduceat(wave, starts).astype(np.float32)
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -410,6 +170,25 @@ def _failed_row(e: LibraryEntry, path: str, size: int, mtime: int, digest: str, 
     return StoredItem(e.id, path, e.modality, size, mtime, digest, 0.0, e.label, e.text, "failed", reason)
 
 
+def _map_large_buffers() -> None:
+    """Keep buffers of 128 KiB and more out of the heap (glibc only; elsewhere nothing changes).
+
+    Decoded stretches (~13 MB of frames each) arrive one after another. glibc raises its mmap
+    threshold after the first such buffer is freed, so the next ones are carved from the heap,
+    which they fragment: the indexer's peak grew with the video's length (+140 MiB from 2 to 13
+    minutes, measured). Fixing the threshold keeps each buffer mapped and unmapped whole.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if os.name != "posix" or name is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        m_mmap_threshold = -3  # malloc.h; setting it also turns off the dynamic threshold
+        ctypes.CDLL(name).mallopt(m_mmap_threshold, 128 * 1024)
+
+
 class Indexer:
     """Indexes a library into its store with a model.
 
@@ -428,7 +207,7 @@ class Indexer:
         model: FMNModel,
         jobs: int | None = None,
         batch_size: int = 8,
-        decode: Callable[[_DecodeJob], _Decoded] = decode_item,
+        decode: Callable[[DecodeJob], Decoded] = decode_item,
     ) -> None:
         self.store = store
         self.model = model
@@ -455,6 +234,7 @@ class Indexer:
             What was done; failed files are listed in it, never raised.
         """
         start = time.perf_counter()
+        _map_large_buffers()
         library = self.store.library
         entries = scan_library(library) if entries is None else entries
         report = IndexReport(total=len(entries))
@@ -477,7 +257,7 @@ class Indexer:
         log.debug("indexed %s: %s", library, report.summary())
         return report
 
-    def _jobs_for(self, work: Sequence[_Work]) -> list[_DecodeJob]:
+    def _jobs_for(self, work: Sequence[_Work]) -> list[DecodeJob]:
         """One job per file; a long video one per stretch of :data:`WINDOW_CHUNK` windows."""
         from fmn_core.index.moments import windows
         from fmn_core.media.errors import MediaError
@@ -487,7 +267,7 @@ class Indexer:
         vfe = m.video_frontend
         jobs = []
         for w in work:
-            base = _DecodeJob(w.entry.id, str(w.entry.path), w.entry.modality, vfe, m.speech_frontend)
+            base = DecodeJob(w.entry.id, str(w.entry.path), w.entry.modality, vfe, m.speech_frontend)
             duration = 0.0
             if w.entry.modality == "video":
                 with contextlib.suppress(MediaError):  # else decoded as a clip: the decoder says what is wrong
@@ -510,7 +290,7 @@ class Indexer:
     def _encode_all(
         self,
         work: list[_Work],
-        jobs: list[_DecodeJob],
+        jobs: list[DecodeJob],
         report: IndexReport,
         progress: Progress | None,
         cancel: Cancel | None,
@@ -534,7 +314,7 @@ class Indexer:
         report.pending = len(work) - done
         report.cancelled = report.pending > 0
 
-    def _decoded(self, jobs: list[_DecodeJob], cancel: Cancel | None) -> Iterator[_Decoded]:
+    def _decoded(self, jobs: list[DecodeJob], cancel: Cancel | None) -> Iterator[Decoded]:
         """Decoded files (and stretches of long videos) in order; stops early when ``cancel()`` says so."""
         if self.jobs == 1 or len(jobs) < _POOL_MIN_JOBS:
             for job in jobs:
@@ -558,15 +338,15 @@ class Indexer:
         # forkserver: workers start from a clean process, never from a fork of this one (which
         # may hold torch's thread pool or, in the app, Qt's threads: neither survives fork()).
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["fmn_core.index.indexer", "fmn_core.features.video", "fmn_core.features.audio"])
-        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),))
+        ctx.set_forkserver_preload(["fmn_core.index.decoding", "fmn_core.features.video", "fmn_core.features.audio"])
+        return ProcessPoolExecutor(workers, mp_context=ctx, initializer=init_worker, initargs=(os.getpid(),))
 
     def _decoded_in_pool(
-        self, pending: deque[_DecodeJob], cancel: Cancel | None
-    ) -> Generator[_Decoded, None, list[_DecodeJob] | None]:
+        self, pending: deque[DecodeJob], cancel: Cancel | None
+    ) -> Generator[Decoded, None, list[DecodeJob] | None]:
         """Decode ``pending`` (consumed) in a pool; returns the in-flight jobs if the pool broke, else None."""
         window = self.jobs * 4  # decoded clips waiting for the encoder are bounded by this
-        inflight: deque[tuple[_DecodeJob, Future[_Decoded]]] = deque()
+        inflight: deque[tuple[DecodeJob, Future[Decoded]]] = deque()
         with self._pool(self.jobs) as pool:
             try:
                 while pending or inflight:
@@ -587,14 +367,12 @@ class Indexer:
                     f.cancel()
         return None
 
-    def _decode_alone(self, job: _DecodeJob) -> _Decoded:
+    def _decode_alone(self, job: DecodeJob) -> Decoded:
         with self._pool(1) as pool:
             try:
                 return pool.submit(self.decode, job).result()
             except BrokenProcessPool:
-                return _decoded_for(
-                    job, reason=f"{job.path}: the decoder crashed on this file (corrupt or unsupported)"
-                )
+                return decoded_for(job, reason=f"{job.path}: the decoder crashed on this file (corrupt or unsupported)")
 
 
 @dataclass
@@ -625,12 +403,12 @@ class _Batch:
         self.indexer = indexer
         self.work = work
         self.report = report
-        self.items: dict[str, list[_Decoded]] = {"video": [], "speech": []}
-        self.failed: list[_Decoded] = []
+        self.items: dict[str, list[Decoded]] = {"video": [], "speech": []}
+        self.failed: list[Decoded] = []
         self.long: dict[str, _LongVideo] = {}  # long videos started, not finished
         self.finished: list[ItemRecord] = []  # long videos complete, waiting for the commit
 
-    def add(self, d: _Decoded) -> None:
+    def add(self, d: Decoded) -> None:
         if d.spans is not None:
             self._add_stretch(d)
         elif d.reason is not None:
@@ -638,7 +416,7 @@ class _Batch:
         else:
             self.items[self.work[d.id].entry.modality].append(d)
 
-    def _add_stretch(self, d: _Decoded) -> None:
+    def _add_stretch(self, d: Decoded) -> None:
         store = self.indexer.store
         video = self.long.setdefault(d.id, _LongVideo())
         if d.part == 0:
@@ -687,7 +465,7 @@ class _Batch:
 
         if video.reason is not None or video.raw_sum is None:
             reason = video.reason or f"{self.work[item_id].entry.path}: no window could be decoded"
-            return self._record(_Decoded(item_id, video.hash, video.duration, reason=reason), "failed")
+            return self._record(Decoded(item_id, video.hash, video.duration, reason=reason), "failed")
         # The video as one item (the mean of its windows): what a search *from* it starts with.
         whole = (video.raw_sum / video.windows).astype(np.float32)
         whole_vec = self.indexer.model.embed_video(torch.from_numpy(whole[None]))[0].numpy()
@@ -696,7 +474,7 @@ class _Batch:
             log.warning("%s: %s", item_id, gap)
             self.report.gaps.append((item_id, gap))
         preview = None if video.preview is None else video.preview[1]
-        decoded = _Decoded(item_id, video.hash, video.duration, preview)
+        decoded = Decoded(item_id, video.hash, video.duration, preview)
         return self._record(decoded, "ok", whole, whole_vec, video.windows)
 
     def full(self, size: int) -> bool:
@@ -725,7 +503,7 @@ class _Batch:
         self.finished = []
         return len(records)
 
-    def _encode(self, modality: str, decoded: list[_Decoded]) -> tuple[np.ndarray, np.ndarray]:
+    def _encode(self, modality: str, decoded: list[Decoded]) -> tuple[np.ndarray, np.ndarray]:
         import torch
 
         from fmn_core.features.video import normalize_clip
@@ -742,7 +520,7 @@ class _Batch:
 
     def _record(
         self,
-        d: _Decoded,
+        d: Decoded,
         status: str,
         raw: np.ndarray | None = None,
         vec: np.ndarray | None = None,
@@ -767,13 +545,4 @@ class _Batch:
         return ItemRecord(row, d.preview, raw, vec)
 
 
-__all__ = [
-    "IndexReport",
-    "Indexer",
-    "LibraryEntry",
-    "decode_item",
-    "modality_of",
-    "scan_library",
-    "thumbnail_jpeg",
-    "waveform_peaks",
-]
+__all__ = ["WINDOW_CHUNK", "Cancel", "IndexReport", "Indexer", "Progress"]

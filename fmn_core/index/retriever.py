@@ -27,172 +27,35 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from fmn_core.errors import FmnError
 from fmn_core.eval import scoring
-from fmn_core.index.indexer import Cancel, Indexer, IndexReport, LibraryEntry, Progress, modality_of
-from fmn_core.index.moments import Moment, merge_windows, moment_scores
-from fmn_core.index.store import (
-    DB_NAME,
-    INDEX_DIRNAME,
-    LibraryIndexError,
-    LogRow,
-    Store,
-    StoredItem,
-    cache_index_dir,
-)
+from fmn_core.index.indexer import Cancel, Indexer, IndexReport, Progress
+from fmn_core.index.library import LibraryEntry, modality_of
+from fmn_core.index.library_memory import LibraryMemory
+from fmn_core.index.location import DB_NAME, INDEX_DIRNAME, LibraryIndexError, cache_index_dir
+from fmn_core.index.moments import moment_scores
+from fmn_core.index.ranking import Collection, hits_in_order, nearest_rows
+from fmn_core.index.records import StoredItem
+from fmn_core.index.results import MODALITIES, BankUpdate, Hit, Item, Query, SearchResult, SlotInfo, WindowScores
+from fmn_core.index.store import Store
 from fmn_core.inference import FMNModel
 from fmn_core.media.errors import MediaError
-from fmn_core.models.memory import FeatureMemoryBank, UpdateRecord
 
 log = logging.getLogger(__name__)
 
-MODALITIES = ("video", "speech")
 RERANK = 200  # items scored with S after the cosine stage
 MAX_QUERY_SECONDS = 30.0  # longer query videos are cut to their start (speech: the front end's max_seconds)
 
 
-@dataclass(frozen=True)
-class Item:
-    """One media file of the library."""
-
-    id: str
-    path: Path  # absolute
-    modality: str  # 'video' or 'speech'
-    label: str | None  # from the manifest, or the name of the file's folder
-    text: str | None  # transcript, when the manifest has one
-    duration: float  # seconds (0 when unknown)
-    status: str  # 'ok' (searchable) or 'failed'
-    reason: str | None  # why it failed
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One ranked item of a search."""
-
-    item: Item
-    rank: int  # 1 for the best match
-    s: float  # final score S in [0, 1]
-    s1: float  # fusion score S1 in [0, 1]
-    memory: float  # Max, the memory banks' agreement (0 with an empty memory)
-    slot: int  # the slot that gave Max; -1: empty memory
-    confidence: float | None = None  # calibrated probability that the hit is right; None: the model has no calibration
-    start: float | None = None  # a moment of a long video: where it starts, in seconds; None: the whole file
-    end: float | None = None  # ... and where it ends
-
-    @property
-    def span(self) -> tuple[float, float] | None:
-        """``(start, end)`` of a moment; None for a whole file."""
-        return None if self.start is None or self.end is None else (self.start, self.end)
-
-    @property
-    def key(self) -> str:
-        """What the hit shows: its item's id, or the id and the moment (a video may give several hits)."""
-        return self.item.id if self.span is None else f"{self.item.id}@{self.span[0]:g}-{self.span[1]:g}"
-
-
-@dataclass(frozen=True)
-class Query:
-    """What to search with: raw features of one modality."""
-
-    modality: str  # 'speech' or 'video', the query's own modality
-    raw: torch.Tensor  # raw features (Da,) or (Dv,)
-    source: str  # file path, 'recording' or 'item:<id>'
-    item_id: str | None = None  # the library item the query is, if any
-    notes: tuple[str, ...] = ()  # what the user should know about how the query was read (e.g. it was cut)
-
-
 def _cut_note(path: Path, seconds: float, limit: float) -> str:
     return f"{path.name} is {seconds:.1f} s long; only its first {limit:.0f} s were used."
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """The ranking of one query."""
-
-    query: Query
-    hits: list[Hit]
-    memory_vector: np.ndarray  # (X,) the query's cosine with each slot of its own bank (0 unused)
-    seconds: float  # time to rank
-    threshold: float | None = None  # the best hit's confidence below which nothing matches well
-
-    @property
-    def no_good_match(self) -> bool:
-        """Whether even the best hit is too unlikely to be right to show as a match (False without a calibration)."""
-        best = self.hits[0].confidence if self.hits else None
-        return self.threshold is not None and (best is None or best < self.threshold)
-
-
-@dataclass(frozen=True)
-class BankUpdate:
-    """One change to the memory banks (slot j of both banks holds one remembered pair)."""
-
-    slot: int
-    kind: str  # 'append' (free slot), 'average' (into a similar slot) or 'replace' (full bank)
-    source_ids: tuple[str, str]  # (video, speech): item ids, or the query's source when it is no item
-    time: float  # Unix time
-    m2: float | None  # the pair's best mean cosine with the banks before the change; None when empty
-
-
-@dataclass(frozen=True)
-class SlotInfo:
-    """What one slot of a bank holds."""
-
-    slot: int
-    used: bool
-    hits: int  # samples the slot has absorbed
-    last_update: float | None  # Unix time of its last change in this library; None: from the model
-    source_ids: list[str]  # items whose features went into the slot, video and speech
-
-
-@dataclass
-class Collection:
-    """The searchable rows of one modality with their features: row i is item i, or one window
-    of it when the item is a long video (its windows are consecutive rows, in time order)."""
-
-    items: Sequence[Item]
-    vecs: np.ndarray  # (N, E) float32 normalised common-space vectors
-    raw: Any  # (N, D) float32 raw features: an array, or anything indexable by an int array
-    spans: np.ndarray | None = None  # (N, 2) a window's (start, end) in seconds, NaN for a whole file; None: no windows
-    background: np.ndarray | None = None  # (N,) a window's P(background) (index.moments.moment_scores); NaN: none
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    @cached_property
-    def index(self) -> dict[str, int]:
-        """First row of each item id."""
-        first: dict[str, int] = {}
-        for i, it in enumerate(self.items):
-            first.setdefault(it.id, i)
-        return first
-
-    @cached_property
-    def windows_of(self) -> dict[str, slice]:
-        """The rows of each long video's windows."""
-        if self.spans is None:
-            return {}
-        out: dict[str, slice] = {}
-        for i in np.flatnonzero(~np.isnan(self.spans[:, 0])).tolist():
-            item_id = self.items[i].id
-            out[item_id] = slice(out[item_id].start, i + 1) if item_id in out else slice(i, i + 1)
-        return out
-
-
-@dataclass
-class _UndoPoint:
-    snapshot: dict[str, torch.Tensor]
-    seqs: list[int]  # log rows of the change
-    log_len: int  # length of the in-memory log before the change
 
 
 def model_identity(model: FMNModel, store: Store | None = None) -> dict[str, Any]:
@@ -275,13 +138,12 @@ class Retriever:
         self.rerank = RERANK
         self.query_threads: int | None = 1
         self._lock = threading.RLock()
-        self._undo: list[_UndoPoint] = []
         self._items: dict[str, Item] = {}
         self._collections: dict[str, Collection] = {
             m: Collection([], np.zeros((0, model.cfg.embed_dim), np.float32), np.zeros((0, 0), np.float32))
             for m in MODALITIES
         }
-        self._log: list[LogRow] = store.updates() if store is not None else []
+        self.memory = LibraryMemory(model, store, self._lock)
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -308,7 +170,7 @@ class Retriever:
             device: where the model runs ('cpu', 'cuda', 'auto').
             jobs: decoding processes for indexing (default: all cores).
             entries: the library's files when the caller has scanned it already (default:
-                :func:`~fmn_core.index.indexer.scan_library`).
+                :func:`~fmn_core.index.library.scan_library`).
 
         Raises:
             FmnError: no model there, a damaged index, an invalid manifest or no media.
@@ -540,7 +402,7 @@ class Retriever:
 
                 # The evaluation's order (FMNModel.ranking_scores), not S itself: S saturates in float32.
                 score = flat(ranking)
-                order, spans = _moments(col, rows, score, self.model)
+                order, spans = hits_in_order(col, rows, score, self.model)
                 order, spans = order[:top], spans[:top]
                 s, s1, mem, slot = flat(out.s), flat(out.s1), flat(out.memory), flat(out.slot)
                 sure = fit.confidence(score[order]) if fit is not None else None
@@ -551,7 +413,9 @@ class Retriever:
                     )
                     for rank, (j, span) in enumerate(zip(order, spans, strict=True))
                 ]  # fmt: skip
-            memory_vector = self._own_bank(query.modality).memory_vector(q_raw.to(self.model.device))[0].cpu().numpy()
+            memory_vector = (
+                self.memory.own_bank(query.modality).memory_vector(q_raw.to(self.model.device))[0].cpu().numpy()
+            )
             seconds = time.perf_counter() - start
             if self.auto_update and hits and hits[0].s1 > self.model.net.memory.t1:
                 self._auto_update(query, hits[0])
@@ -590,17 +454,11 @@ class Retriever:
 
     def _candidates(self, col: Collection, query: Query, q_raw: torch.Tensor, top: int | None) -> np.ndarray:
         """Rows to score with S: all of a small library, else the best by cosine in the common space."""
-        n, keep = len(col), max(self.rerank, top or 0)
-        if n <= keep:
-            return np.arange(n)
+        keep = max(self.rerank, top or 0)
+        if len(col) <= keep:
+            return np.arange(len(col))
         embed = self.model.embed_speech if query.modality == "speech" else self.model.embed_video
-        q_vec = embed(q_raw)[0].numpy()
-        sims = col.vecs @ q_vec  # exact; measured ~75 ms for 1M x 256 on 2 cores (docs/benchmarks.md)
-        best = np.argpartition(-sims, keep - 1)[:keep]
-        return np.sort(best)  # library order, so ties in S break as in the eval path
-
-    def _own_bank(self, modality: str) -> FeatureMemoryBank:
-        return self.model.net.memory.video if modality == "video" else self.model.net.memory.speech
+        return nearest_rows(col, embed(q_raw)[0].numpy(), keep)
 
     # -- memory banks --------------------------------------------------------------------------
 
@@ -618,163 +476,34 @@ class Retriever:
         other = torch.from_numpy(self._item_raw(item, span, "matched"))
         with self._lock:
             v, a = (other, query.raw) if query.modality == "speech" else (query.raw, other)
-            return self._change_banks(query, item_id, lambda vv, aa: self.model.net.confirm_match(vv, aa), v, a)
+            return self.memory.change(query, item_id, self.model.net.confirm_match, v, a)
 
     def _auto_update(self, query: Query, hit: Hit) -> list[BankUpdate]:
         other = torch.from_numpy(self._item_raw(hit.item, hit.span, "matched"))
         v, a = (other, query.raw) if query.modality == "speech" else (query.raw, other)
         s1 = torch.tensor([hit.s1], device=self.model.device)
-        return self._change_banks(query, hit.item.id, lambda vv, aa: self.model.net.update_memory(vv, aa, s1), v, a)
-
-    def _change_banks(
-        self, query: Query, item_id: str, change: Any, v: torch.Tensor, a: torch.Tensor
-    ) -> list[BankUpdate]:
-        """Apply ``change(v, a)`` to the banks with an undo point, a log entry and a commit."""
-        memory = self.model.net.memory
-        snapshot = memory.snapshot()
-        device = self.model.device
-        records: list[UpdateRecord] = change(
-            v.detach().float().reshape(1, -1).to(device), a.detach().float().reshape(1, -1).to(device)
-        )
-        if not records:
-            return []
-        query_id = query.item_id or query.source
-        video_id, speech_id = (item_id, query_id) if query.modality == "speech" else (query_id, item_id)
-        now = time.time()
-        rows = [
-            {
-                "slot": r.slot,
-                "kind": r.kind,
-                "video_id": video_id,
-                "speech_id": speech_id,
-                "time": now,
-                "query_source": query.source,
-                "m2": r.m2,
-                "step": r.step,
-            }
-            for r in records
-        ]
-        try:
-            seqs = self._persist(rows)
-        except BaseException:
-            memory.restore(snapshot)  # the banks never differ from what is stored
-            raise
-        self._undo.append(_UndoPoint(snapshot, seqs, len(self._log)))
-        action = (self._log[-1].action + 1) if self._log else 1
-        self._log += [LogRow(s, action, **r) for s, r in zip(seqs, rows, strict=True)]
-        return [BankUpdate(r.slot, r.kind, (video_id, speech_id), now, r.m2) for r in records]
-
-    def _persist(self, rows: list[dict[str, Any]]) -> list[int]:
-        if self.store is None:
-            start = (self._log[-1].seq + 1) if self._log else 1
-            return list(range(start, start + len(rows)))
-        with self.store.transaction():
-            self.store.save_banks(self.model.net.memory.snapshot())
-            return self.store.log_updates(rows)
+        return self.memory.change(query, hit.item.id, lambda vv, aa: self.model.net.update_memory(vv, aa, s1), v, a)
 
     def undo(self) -> bool:
         """Undo the last change to the banks exactly (bit for bit); False when there is none."""
-        with self._lock:
-            if not self._undo:
-                return False
-            point = self._undo[-1]
-            if self.store is not None:
-                with self.store.transaction():
-                    self.store.save_banks(point.snapshot)
-                    self.store.delete_updates(point.seqs)
-            self.model.net.memory.restore(point.snapshot)
-            self._undo.pop()
-            del self._log[point.log_len :]
-            return True
+        return self.memory.undo()
 
     @property
     def can_undo(self) -> bool:
         """Whether :meth:`undo` has something to undo (changes made since the library was opened)."""
-        return bool(self._undo)
-
-    def _bank(self, bank: str) -> FeatureMemoryBank:
-        if bank not in MODALITIES:
-            raise FmnError(f"a bank is 'video' or 'speech', got {bank!r}")
-        return self._own_bank(bank)
+        return self.memory.can_undo
 
     def bank_slots(self, bank: str) -> list[SlotInfo]:
         """Every slot of the 'video' or 'speech' bank, with where its contents came from."""
-        b = self._bank(bank)
-        last: dict[int, float] = {}
-        sources: dict[int, list[str]] = {}
-        for r in self._log:
-            if r.kind in ("append", "replace"):
-                sources[r.slot] = []  # a new memory: what was there before is gone
-            sources.setdefault(r.slot, []).extend((r.video_id, r.speech_id))
-            last[r.slot] = r.time
-        used, hits = b.used.tolist(), b.hits.tolist()
-        return [
-            SlotInfo(j, bool(used[j]), int(hits[j]), last.get(j), list(dict.fromkeys(sources.get(j, []))))
-            for j in range(b.capacity)
-        ]
+        return self.memory.bank_slots(bank)
 
     def bank_similarity(self, bank: str) -> np.ndarray:
         """``(X, X)`` cosine between the slots of a bank (as the bank compares features: centred); 0 for unused."""
-        b = self._bank(bank)
-        with torch.no_grad():
-            x = F.normalize(b.slots.float() - b.center.float(), dim=1)
-            sim = (x @ x.T) * (b.used[:, None] & b.used[None, :]).float()
-        return sim.cpu().numpy()
+        return self.memory.bank_similarity(bank)
 
     def update_log(self) -> list[BankUpdate]:
         """Every change made to this library's banks, oldest first."""
-        return [BankUpdate(r.slot, r.kind, (r.video_id, r.speech_id), r.time, r.m2) for r in self._log]
-
-
-@dataclass(frozen=True)
-class WindowScores:
-    """A query's scores along one long video (the app's score strip)."""
-
-    spans: np.ndarray  # (n, 2) window (start, end) in seconds, in time order
-    scores: np.ndarray  # (n,) what search ranks windows by (log S and the background prior; higher is better)
-    confidence: np.ndarray | None  # (n,) calibrated probabilities; None without a calibration
-
-    def moments(self) -> list[Moment]:
-        """The moments search would make of them, best first."""
-        return merge_windows([tuple(x) for x in self.spans.tolist()], self.scores.tolist())
-
-
-def _moments(
-    col: Collection, rows: np.ndarray, ranking: np.ndarray, model: FMNModel
-) -> tuple[np.ndarray, list[tuple[Any, Any]]]:
-    """Scored rows as hits, best first: a clip's row is a hit; a long video's scored windows
-    become moments (each the row of its best window, and its span).
-
-    Where there are windows, rows are ranked by log S and windows by log S with the model's
-    background prior (``index.moments.moment_scores``), as ``fmn eval --moments`` ranks them.
-    Ties keep library order (a stable sort on row order), as the evaluation breaks them.
-    """
-    none = (None, None)
-    if col.spans is None:
-        return np.argsort(-ranking, kind="stable"), [none] * len(rows)
-    background = col.background[rows] if col.background is not None else None
-    score = moment_scores(scoring.log_s(ranking, model.net.combiner.mode), background, model.moment_prior)
-    chosen: list[int] = []
-    spans: list[tuple[Any, Any]] = []
-    windowed = ~np.isnan(col.spans[rows, 0])
-    j = 0
-    while j < len(rows):
-        if not windowed[j]:
-            chosen.append(j)
-            spans.append(none)
-            j += 1
-            continue
-        item = col.items[rows[j]].id
-        end = j
-        while end < len(rows) and windowed[end] and col.items[rows[end]].id == item:
-            end += 1
-        group = list(range(j, end))  # the video's scored windows, in time order
-        for m in merge_windows([tuple(col.spans[rows[k]]) for k in group], score[group].tolist()):
-            chosen.append(group[m.best])
-            spans.append((m.start, m.end))
-        j = end
-    by_score = np.argsort(-score[chosen], kind="stable")
-    return np.asarray(chosen, dtype=np.int64)[by_score], [spans[k] for k in by_score]
+        return self.memory.update_log()
 
 
 def recorded_model(library: str | os.PathLike[str]) -> Path | None:
@@ -822,15 +551,7 @@ def detect_modality(path: Path) -> str:
 
 __all__ = [
     "RERANK",
-    "BankUpdate",
-    "Collection",
-    "Hit",
-    "Item",
-    "Query",
     "Retriever",
-    "SearchResult",
-    "SlotInfo",
-    "WindowScores",
     "detect_modality",
     "model_identity",
     "recorded_model",

@@ -5,15 +5,11 @@ common-space features as float32 blobs), the identity of the model that made the
 library's own memory banks (every buffer of :class:`~fmn_core.models.memory.PairedMemory`) and
 the log of the changes made to them. Nothing is pickled: arrays are stored as raw bytes with
 their dtype and shape, everything else as SQL values or JSON.
-
-Where it lives: ``LIBRARY/.fmn-index/index.sqlite`` when the library's folder can be written,
-else ``<user cache dir>/fmn-studio/<hash of the library's path>/index.sqlite`` (a library on a
-read-only disk or a shared folder still gets an index).
+Where it lives: ``index.location``; the rows it reads and writes: ``index.records``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sqlite3
@@ -21,19 +17,20 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from fmn_core.errors import FmnError
+from fmn_core.index.location import (
+    DB_NAME,
+    LibraryIndexError,
+    index_dir_for,
+)
+from fmn_core.index.records import ItemRecord, LogRow, StoredItem, Vectors, WindowFeatures
 
 SCHEMA_VERSION = 2  # 2: long videos as windows (the windows table, items.windows)
-INDEX_DIRNAME = ".fmn-index"  # inside the library; hidden, and skipped when the library is walked
-DB_NAME = "index.sqlite"
-APP_NAME = "fmn-studio"
 STATUSES = ("ok", "failed", "stale")  # 'stale': features of another model, waiting to be re-encoded
 
 _SCHEMA = """
@@ -106,131 +103,7 @@ CREATE TABLE IF NOT EXISTS updates (
 _DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.int64: "int64", torch.bool: "bool"}
 
 
-class LibraryIndexError(FmnError):
-    """The library's index cannot be opened or used; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class StoredItem:
-    """One row of the index without its blobs (what incremental indexing compares against)."""
-
-    id: str
-    path: str  # as stored: relative to the library (POSIX) or absolute
-    modality: str  # 'video' or 'speech'
-    size: int  # bytes, when indexed
-    mtime_ns: int  # modification time, when indexed
-    hash: str  # blake2b hex of the content, when indexed
-    duration: float  # seconds
-    label: str | None
-    text: str | None
-    status: str  # 'ok', 'failed' or 'stale'
-    reason: str | None  # why it failed
-    windows: int = 0  # a long video: its number of windows (0: one clip)
-
-
-@dataclass(frozen=True)
-class WindowFeatures:
-    """A stretch of a long video's windows: where they are, their features and their few thumbnails."""
-
-    first: int  # position of the stretch's first window in the video
-    spans: np.ndarray  # (n, 2) float seconds, in time order
-    raw: np.ndarray  # (n, Dv) float32
-    vec: np.ndarray  # (n, E) float32
-    previews: dict[int, bytes]  # window position in the video -> JPEG thumbnail (some windows only)
-    background: np.ndarray | None = None  # (n,) P(background) per window; None: the model has no such class
-
-
-@dataclass(frozen=True)
-class ItemRecord:
-    """An item to write: the row plus its preview and features (None for a failed item)."""
-
-    row: StoredItem
-    preview: bytes | None
-    raw: np.ndarray | None  # (D,) float32; a long video: the mean of its windows'
-    vec: np.ndarray | None  # (E,) float32
-    # A long video (row.windows > 0) takes its windows from those staged for it (stage_windows).
-
-
-@dataclass(frozen=True)
-class LogRow:
-    """One logged bank change."""
-
-    seq: int
-    action: int
-    slot: int
-    kind: str
-    video_id: str
-    speech_id: str
-    time: float
-    query_source: str
-    m2: float | None
-    step: int
-
-
-@dataclass(frozen=True)
-class Vectors:
-    """The searchable rows of one modality, in id order: an ok clip is one row, a long video one
-    row per window (its windows together, in time order)."""
-
-    ids: list[str]  # the item of each row
-    raw: np.ndarray  # (N, D) float32
-    vec: np.ndarray  # (N, E) float32
-    spans: np.ndarray | None = None  # (N, 2) window (start, end) in seconds; NaN for a whole clip; None: no windows
-    background: np.ndarray | None = None  # (N,) a window's P(background); NaN for a clip or unknown
-
-
-def file_hash(path: str | os.PathLike[str]) -> str:
-    """blake2b (16-byte digest) of a file's bytes, as hex."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _writable(folder: Path) -> bool:
-    """Whether an index can be made inside ``folder``.
-
-    ``os.access`` answers for permissions; a read-only mount is caught by actually creating
-    the index folder (root passes every permission check but not EROFS).
-    """
-    index_dir = folder / INDEX_DIRNAME
-    if index_dir.is_dir():
-        return os.access(index_dir, os.W_OK | os.X_OK)
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return False
-    try:
-        index_dir.mkdir()
-    except OSError:
-        return False
-    return True
-
-
-def cache_index_dir(library: Path) -> Path:
-    """The index folder of a library that cannot hold its own: one per library path, in the user's cache."""
-    from platformdirs import user_cache_dir
-
-    key = hashlib.blake2b(str(library.resolve()).encode("utf-8"), digest_size=8).hexdigest()
-    return Path(user_cache_dir(APP_NAME)) / "libraries" / f"{library.resolve().name}-{key}"
-
-
-def index_dir_for(library: str | os.PathLike[str]) -> Path:
-    """Where the index of ``library`` lives (see the module docstring); made if missing.
-
-    Raises:
-        LibraryIndexError: the library is not a folder, or no place for the index can be made.
-    """
-    library = Path(library).resolve()
-    if not library.is_dir():
-        raise LibraryIndexError(f"{library}: not a folder (a library is a folder of videos and audio files)")
-    if _writable(library):
-        return library / INDEX_DIRNAME
-    folder = cache_index_dir(library)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise LibraryIndexError(f"{library} is read-only and its index cannot be made in {folder}: {e}") from e
-    return folder
+# A long video (row.windows > 0) takes its windows from those staged for it (stage_windows).
 
 
 # (table, column, type) of the columns added to a table after its first release.
@@ -614,17 +487,4 @@ class Store:
             return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
 
 
-__all__ = [
-    "DB_NAME",
-    "INDEX_DIRNAME",
-    "ItemRecord",
-    "LibraryIndexError",
-    "LogRow",
-    "Store",
-    "StoredItem",
-    "Vectors",
-    "WindowFeatures",
-    "cache_index_dir",
-    "file_hash",
-    "index_dir_for",
-]
+__all__ = ["SCHEMA_VERSION", "STATUSES", "Store"]

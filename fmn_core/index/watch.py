@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from fmn_core.errors import FmnError
-from fmn_core.index.indexer import MANIFEST_NAME, scan_library
+from fmn_core.index.library import MANIFEST_NAME, scan_library
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.main_window import MainWindow
 from fmn_core.eval.calibration import CALIBRATION_NAME, DIRECTIONS, Calibration, DirectionFit
-from fmn_core.index.store import file_hash
+from fmn_core.index.library import file_hash
 from fmn_core.manifest import read_manifest
 
 

@@ -19,7 +19,7 @@ from app.widgets.results_view import ResultsView
 from app.widgets.waveform_view import wave_peaks
 from app.workers import Worker, WorkerPool
 from fmn_core.errors import FmnError
-from fmn_core.index.retriever import Hit, Item
+from fmn_core.index.results import Hit, Item
 
 
 def _glyphs_found(text: str) -> bool:

@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from fmn_core.cli import main
-from fmn_core.eval.calibration import (
-    CALIBRATION_NAME,
-    DirectionFit,
+from fmn_core.eval.calibration import CALIBRATION_NAME, DirectionFit
+from fmn_core.eval.calibration_fit import (
     PairScores,
     calibrate,
     choose_threshold,

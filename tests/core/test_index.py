@@ -17,10 +17,13 @@ import pytest
 import torch
 
 from fmn_core.cli import main
-from fmn_core.index import store as store_module
-from fmn_core.index.indexer import Indexer, decode_item, scan_library, waveform_peaks
+from fmn_core.index import location
+from fmn_core.index.decoding import decode_item, waveform_peaks
+from fmn_core.index.indexer import Indexer
+from fmn_core.index.library import scan_library
+from fmn_core.index.location import INDEX_DIRNAME
 from fmn_core.index.retriever import Retriever, model_identity
-from fmn_core.index.store import INDEX_DIRNAME, Store
+from fmn_core.index.store import Store
 from fmn_core.inference import FMNModel
 from fmn_core.manifest import read_manifest
 from fmn_core.models import FMNConfig, create_fmn
@@ -262,7 +265,7 @@ def test_read_only_library_keeps_its_index_in_the_cache(
     lib = folder_library(tiny_corpus, tmp_path / "lib", videos=1, speech=1)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     if os.geteuid() == 0:  # root writes through permission bits; stand in for a read-only mount
-        monkeypatch.setattr(store_module, "_writable", lambda folder: False)
+        monkeypatch.setattr(location, "_writable", lambda folder: False)
     lib.chmod(0o555)
     try:
         retriever = Retriever.open(lib, model_dir, jobs=1)

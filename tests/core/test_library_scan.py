@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fmn_core.errors import FmnError
-from fmn_core.index.indexer import scan_library
+from fmn_core.index.library import scan_library
 
 
 def _touch(path: Path) -> Path:

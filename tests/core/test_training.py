@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from fmn_core.cli import _held_out_summary
 from fmn_core.cli import main as fmn_main
+from fmn_core.commands.model import _held_out_summary
 from fmn_core.corpus.generate import CorpusSpec, generate_corpus
 from fmn_core.corpus.video import RenderSettings
 from fmn_core.errors import FmnError
