@@ -22,10 +22,14 @@ run: setup
 test: setup
 	$(BIN)/ruff check fmn_core app tests
 	$(BIN)/ruff format --check fmn_core app tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint: setup
 	$(BIN)/ruff check fmn_core app tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: setup
 	$(BIN)/ruff format fmn_core app tests

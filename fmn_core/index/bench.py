@@ -305,7 +305,8 @@ class _PooledRows:
         return self.n
 
     def __getitem__(self, rows: Any) -> np.ndarray:
-        return self.pool[np.asarray(rows) % len(self.pool)]
+        picked: np.ndarray = self.pool[np.asarray(rows) % len(self.pool)]
+        return picked
 
 
 class _SyntheticItems(Sequence[Item]):

@@ -514,7 +514,7 @@ class _Batch:
             raw = model.video_raw_from_clips(clips)
             vec = model.embed_video(raw)
         else:
-            raw = model.speech_raw_from_mfcc([torch.from_numpy(d.payload) for d in decoded])  # type: ignore[arg-type]
+            raw = model.speech_raw_from_mfcc([torch.from_numpy(d.payload) for d in decoded])
             vec = model.embed_speech(raw)
         return raw.numpy(), vec.numpy()
 

@@ -79,11 +79,11 @@ def scan_library(library: str | os.PathLike[str]) -> list[LibraryEntry]:
     # Strings, not Path operations, per file: re-opening a 10k-item library spends its time here.
     root = str(library)
     entries = []
-    for folder, dirs, files in os.walk(root, onerror=_unreadable_folder):
+    for folder, dirs, names in os.walk(root, onerror=_unreadable_folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != INDEX_DIRNAME)
         label = os.path.basename(folder) if folder != root else None
         prefix = "" if folder == root else folder[len(root) + 1 :].replace(os.sep, "/") + "/"
-        for name in sorted(files):
+        for name in sorted(names):
             modality = modality_of(name)
             if modality is None or name.startswith("."):
                 continue

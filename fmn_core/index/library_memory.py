@@ -66,7 +66,7 @@ class LibraryMemory:
         query_id = query.item_id or query.source
         video_id, speech_id = (item_id, query_id) if query.modality == "speech" else (query_id, item_id)
         now = time.time()
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "slot": r.slot,
                 "kind": r.kind,

@@ -370,7 +370,8 @@ class Retriever:
             middles = col.spans[chosen].mean(axis=1)
             inside = chosen[(middles >= span[0]) & (middles <= span[1])]
             chosen = inside if len(inside) else chosen[[int(np.argmin(np.abs(middles - sum(span) / 2)))]]
-        return np.asarray(col.raw[chosen], dtype=np.float32).mean(axis=0)
+        mean: np.ndarray = np.asarray(col.raw[chosen], dtype=np.float32).mean(axis=0)
+        return mean
 
     # -- search --------------------------------------------------------------------------------
 

@@ -338,11 +338,11 @@ class Store:
 
     def delete_items(self, ids: Iterable[str]) -> None:
         """Drop items (files gone from the library)."""
-        ids = [(i,) for i in ids]
+        keys = [(i,) for i in ids]
         with self.transaction() as db:
-            db.executemany("DELETE FROM windows WHERE item_id = ?", ids)
-            db.executemany("DELETE FROM staged_windows WHERE item_id = ?", ids)
-            db.executemany("DELETE FROM items WHERE id = ?", ids)
+            db.executemany("DELETE FROM windows WHERE item_id = ?", keys)
+            db.executemany("DELETE FROM staged_windows WHERE item_id = ?", keys)
+            db.executemany("DELETE FROM items WHERE id = ?", keys)
 
     def preview(self, item_id: str) -> bytes | None:
         """An item's preview blob (JPEG thumbnail or float32 peaks), or None."""
