@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QFileDialog
 if TYPE_CHECKING:
     from app.session import SearchSession
     from app.window_layout import WindowLayout
-    from fmn_core.index.indexer import IndexReport
+    from fmn_core.index.plan import IndexReport
     from fmn_core.index.retriever import Retriever
 
 INDEX_JOBS = max(1, (os.cpu_count() or 1) - 1)  # decoding processes while indexing: one core stays with the UI

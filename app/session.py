@@ -31,7 +31,7 @@ from fmn_core.index.moments import span_text
 
 if TYPE_CHECKING:
     from fmn_core.features.whisper import Transcript
-    from fmn_core.index.indexer import IndexReport
+    from fmn_core.index.plan import IndexReport
     from fmn_core.index.results import BankUpdate, Query, SearchResult, SlotInfo
     from fmn_core.index.retriever import Retriever
     from fmn_core.index.watch import LibraryWatcher

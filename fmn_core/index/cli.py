@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from fmn_core.index.export import FORMATS  # light: the standard library only
 
 if TYPE_CHECKING:
-    from fmn_core.index.indexer import IndexReport, Progress
+    from fmn_core.index.indexer import Progress
+    from fmn_core.index.plan import IndexReport
     from fmn_core.index.results import SearchResult
     from fmn_core.index.retriever import Retriever
     from fmn_core.index.watch import LibraryWatcher
@@ -44,7 +45,7 @@ def _model_for(library: Path, model: Path | None) -> Path | None:
     """
     if model is not None:
         return model
-    from fmn_core.index.retriever import recorded_model
+    from fmn_core.index.identity import recorded_model
 
     return recorded_model(library)
 
@@ -131,7 +132,7 @@ def _print_label_table(items: list[Any]) -> None:
 
 def _cmd_search(args: argparse.Namespace) -> int:
     from fmn_core.index.export import render, result_dict
-    from fmn_core.index.retriever import detect_modality
+    from fmn_core.index.library import detect_modality
     from fmn_core.media.errors import MediaError
 
     retriever = _open(args, args.index)

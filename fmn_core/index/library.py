@@ -19,6 +19,7 @@ from fmn_core.index.location import (
     INDEX_DIRNAME,
 )
 from fmn_core.manifest import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, read_manifest
+from fmn_core.media.errors import MediaError
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,15 @@ def stored_path(library: Path, path: Path) -> str:
     return full
 
 
-__all__ = ["MANIFEST_NAME", "LibraryEntry", "modality_of", "scan_library", "stored_path"]
+__all__ = [
+    "MANIFEST_NAME",
+    "LibraryEntry",
+    "detect_modality",
+    "file_hash",
+    "modality_of",
+    "scan_library",
+    "stored_path",
+]
 
 
 def file_hash(path: str | os.PathLike[str]) -> str:
@@ -116,3 +125,31 @@ def file_hash(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def detect_modality(path: Path) -> str:
+    """'video' or 'speech' for a query file: by extension, else by what the file holds.
+
+    Raises:
+        MediaError: missing or empty file, or neither audio nor video.
+    """
+    if not path.is_file():
+        raise MediaError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: the file is empty (0 bytes)")
+    modality = modality_of(path)
+    if modality is not None:
+        return modality
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            # An audio file's cover art is a one-picture "video" stream: it does not make a video.
+            moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+            if moving:
+                return "video"
+            if container.streams.audio:
+                return "speech"
+    except (av.FFmpegError, OSError, UnicodeDecodeError):
+        pass
+    raise MediaError(f"{path}: neither a video nor an audio file this program can read")

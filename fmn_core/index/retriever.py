@@ -28,7 +28,6 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -36,11 +35,13 @@ import torch
 
 from fmn_core.errors import FmnError
 from fmn_core.eval import scoring
-from fmn_core.index.indexer import Cancel, Indexer, IndexReport, Progress
-from fmn_core.index.library import LibraryEntry, modality_of
+from fmn_core.index.identity import model_identity
+from fmn_core.index.indexer import Cancel, Indexer, Progress
+from fmn_core.index.library import LibraryEntry, detect_modality
 from fmn_core.index.library_memory import LibraryMemory
-from fmn_core.index.location import DB_NAME, INDEX_DIRNAME, LibraryIndexError, cache_index_dir
+from fmn_core.index.location import LibraryIndexError
 from fmn_core.index.moments import moment_scores
+from fmn_core.index.plan import IndexReport
 from fmn_core.index.ranking import Collection, hits_in_order, nearest_rows
 from fmn_core.index.records import StoredItem
 from fmn_core.index.results import MODALITIES, BankUpdate, Hit, Item, Query, SearchResult, SlotInfo, WindowScores
@@ -56,39 +57,6 @@ MAX_QUERY_SECONDS = 30.0  # longer query videos are cut to their start (speech: 
 
 def _cut_note(path: Path, seconds: float, limit: float) -> str:
     return f"{path.name} is {seconds:.1f} s long; only its first {limit:.0f} s were used."
-
-
-def model_identity(model: FMNModel, store: Store | None = None) -> dict[str, Any]:
-    """What makes features comparable: the checkpoint's bytes, the config and the front ends.
-
-    The checkpoint's hash is remembered in the store by file size and time, so re-opening a
-    library does not read the whole checkpoint again.
-    """
-    if model.path is not None and model.path.is_file():
-        st = model.path.stat()
-        stamp = f"{model.path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        cached = store.get_meta("model_file") if store is not None else None
-        if cached is not None and cached.startswith(stamp + "|"):
-            digest = cached.rsplit("|", 1)[1]
-        else:
-            digest = model.checkpoint_hash()
-            if store is not None:
-                store.set_meta("model_file", f"{stamp}|{digest}")
-        model.checkpoint_digest = digest  # the calibration checks it: one hash of the file per process at most
-    else:
-        import hashlib
-
-        h = hashlib.blake2b(digest_size=16)
-        for name, t in sorted(model.net.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        digest = h.hexdigest()
-    return {
-        "checkpoint": digest,
-        "config": model.cfg.to_dict(),
-        "video_frontend": dataclasses.asdict(model.video_frontend),
-        "speech_frontend": dataclasses.asdict(model.speech_frontend),
-    }
 
 
 @contextmanager
@@ -507,53 +475,4 @@ class Retriever:
         return self.memory.update_log()
 
 
-def recorded_model(library: str | os.PathLike[str]) -> Path | None:
-    """The model file ``library`` was last indexed with, when it still exists (None otherwise)."""
-    folder = Path(library).resolve()
-    candidates = [folder / INDEX_DIRNAME / DB_NAME, cache_index_dir(folder) / DB_NAME]
-    for db in candidates:
-        if db.is_file():
-            try:
-                with Store(folder, db.parent) as store:
-                    value = store.get_meta("model_path")
-            except FmnError:
-                return None
-            return Path(value) if value and Path(value).is_file() else None
-    return None
-
-
-def detect_modality(path: Path) -> str:
-    """'video' or 'speech' for a query file: by extension, else by what the file holds.
-
-    Raises:
-        MediaError: missing or empty file, or neither audio nor video.
-    """
-    if not path.is_file():
-        raise MediaError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise MediaError(f"{path}: the file is empty (0 bytes)")
-    modality = modality_of(path)
-    if modality is not None:
-        return modality
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            # An audio file's cover art is a one-picture "video" stream: it does not make a video.
-            moving = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-            if moving:
-                return "video"
-            if container.streams.audio:
-                return "speech"
-    except (av.FFmpegError, OSError, UnicodeDecodeError):
-        pass
-    raise MediaError(f"{path}: neither a video nor an audio file this program can read")
-
-
-__all__ = [
-    "RERANK",
-    "Retriever",
-    "detect_modality",
-    "model_identity",
-    "recorded_model",
-]
+__all__ = ["MAX_QUERY_SECONDS", "RERANK", "Retriever"]

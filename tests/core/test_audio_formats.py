@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from fmn_core.index.retriever import detect_modality
+from fmn_core.index.library import detect_modality
 from fmn_core.media.audio_io import SAMPLE_RATE, load_audio, resample
 from fmn_core.media.errors import MediaError
 

@@ -19,10 +19,11 @@ import torch
 from fmn_core.cli import main
 from fmn_core.index import location
 from fmn_core.index.decoding import decode_item, waveform_peaks
+from fmn_core.index.identity import model_identity
 from fmn_core.index.indexer import Indexer
 from fmn_core.index.library import scan_library
 from fmn_core.index.location import INDEX_DIRNAME
-from fmn_core.index.retriever import Retriever, model_identity
+from fmn_core.index.retriever import Retriever
 from fmn_core.index.store import Store
 from fmn_core.inference import FMNModel
 from fmn_core.manifest import read_manifest

@@ -135,7 +135,7 @@ def test_a_cancelled_run_never_leaves_half_a_video(
     monkeypatch.setattr(indexer, "WINDOW_CHUNK", 2)
     model = FMNModel.load(model_dir)
     with Store(library) as store:
-        from fmn_core.index.retriever import model_identity
+        from fmn_core.index.identity import model_identity
 
         store.attach_model(model_identity(model, store), model.net.memory.snapshot())
         seen: list[int] = []

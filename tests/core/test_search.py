@@ -15,8 +15,9 @@ import torch
 
 from fmn_core.cli import main
 from fmn_core.features.audio import speech_features
-from fmn_core.index.bench import BenchConfig, run_bench, speech_wav, synthetic_retriever
+from fmn_core.index.bench import BenchConfig, run_bench
 from fmn_core.index.retriever import Retriever
+from fmn_core.index.synthetic import speech_wav, synthetic_retriever
 from fmn_core.inference import FMNModel
 from fmn_core.manifest import read_manifest
 from fmn_core.media.audio_io import write_wav
