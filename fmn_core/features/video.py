@@ -77,6 +77,12 @@ def _decode_sampled(path: Path, t: int, max_frames: int, segment: Segment | None
             raise MediaError(f"{path}: no frames in {_describe(segment)}")
         return frames[even_indices(len(frames), t)]
     wanted = first + even_indices(last - first, t)
+    if segment is not None:
+        # A segment is found by time: counting frames from the start would shift it in a video of
+        # variable frame rate or after a broken stretch (as windows are, see window_clips).
+        by_time = _frames_at(path, wanted, fps, n_file)
+        if by_time is not None:
+            return by_time
     wanted_set = set(wanted.tolist())
     capture = cv2.VideoCapture(str(path))
     kept: dict[int, np.ndarray] = {}
@@ -96,6 +102,26 @@ def _decode_sampled(path: Path, t: int, max_frames: int, segment: Segment | None
             raise MediaError(f"{path}: no frames in {_describe(segment)}")
         return frames[even_indices(len(frames), t)]
     return np.stack([kept[i] for i in wanted.tolist()])
+
+
+def _frames_at(path: Path, wanted: np.ndarray, fps: float, n_file: int) -> np.ndarray | None:
+    """The frames shown at ``wanted`` indices of the fps grid, by timestamp (:class:`_FramesByTime`);
+    a lost frame's place is taken by the last good one. None when none of them could be read
+    (a segment past the end shows only the video's last frame, which is not its own)."""
+    capture = cv2.VideoCapture(str(path))
+    shown: list[np.ndarray] = []
+    found = False
+    try:
+        frames = _FramesByTime(capture, fps, n_file)
+        frames.seek(int(wanted[0]))
+        for i in wanted.tolist():
+            found = frames.at(i) or found
+            if frames.frame is None:
+                return None
+            shown.append(frames.frame)
+    finally:
+        capture.release()
+    return np.stack(shown) if found else None
 
 
 def segment_frames(segment: Segment | None, fps: float, n_file: int) -> tuple[int, int]:

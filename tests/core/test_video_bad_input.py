@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from fmn_core.features.video import VideoFrontEndConfig, even_indices, segment_frames, window_clips
+from fmn_core.features.video import VideoFrontEndConfig, decode_clip, even_indices, segment_frames, window_clips
 from fmn_core.index.moments import windows
 from fmn_core.index.retriever import Retriever
 from fmn_core.inference import FMNModel
@@ -156,6 +156,8 @@ def test_a_variable_frame_rate_video_is_sampled_by_time(library: Path, indexed: 
         on_screen = np.searchsorted(times, wanted + 1e-9, side="right") - 1
         shown = np.array([_number_of(clip[:, k].transpose(1, 2, 0)) for k in range(cfg.frames)])
         assert np.all(np.abs(shown - on_screen) <= 1), (span, shown, on_screen)
+        # a manifest's segment row is decoded the same way: its frames are a window's frames
+        assert np.array_equal(decode_clip(path, cfg, segment=(float(span[0]), float(span[1]))).numpy(), clip)
 
 
 def test_a_rotated_phone_video_is_indexed_upright(library: Path, indexed: Retriever) -> None:
