@@ -83,9 +83,9 @@ def _portaudio() -> Check:
 
 
 def _tts() -> list[Check]:
-    from fmn_core.corpus import speech
+    from fmn_core.corpus import voice_catalogue
 
-    status = speech.engine_status()
+    status = voice_catalogue.engine_status()
     return [Check(f"TTS {engine}", fix is None, "usable" if fix is None else fix) for engine, fix in status.items()]
 
 

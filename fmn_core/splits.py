@@ -61,7 +61,7 @@ def partition(keys: Sequence[str], spec: SplitSpec, *salt: str) -> dict[str, str
     return {k: ("test" if i < n_test else "val" if i < n_test + n_val else "train") for i, k in enumerate(order)}
 
 
-# Which split holds each voice family of the built-in corpus out whole (families: corpus/speech.py).
+# Which split holds each voice family of the built-in corpus out whole (families: corpus/voice_catalogue.py).
 # A fixed table rather than a seeded deal, so the held-out families are stated, not drawn, and were
 # chosen before any model was trained on them (no model figure chose them):
 # - training keeps the largest and most varied families: espeak-ng's eleven male and female

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from fmn_core.corpus import speech
+from fmn_core.corpus import speech, voice_catalogue
 from fmn_core.corpus.recipes import RecipeSettings, plan_recipe, write_recipe
 from fmn_core.corpus.video import RenderSettings, write_clip
 from fmn_core.corpus.vocabulary import (
@@ -36,6 +36,7 @@ from fmn_core.corpus.vocabulary import (
     phrasing_templates,
     template_keys,
 )
+from fmn_core.corpus.voice_catalogue import Voice
 from fmn_core.errors import FmnError
 from fmn_core.manifest import Manifest, ManifestRow, atomic_write_text, write_manifest
 from fmn_core.splits import SplitSpec, assign_splits, family_splits, partition, split_by_video
@@ -81,7 +82,7 @@ class SpeechJob:
     class_key: str
     lang: str
     text: str
-    voice: speech.Voice
+    voice: Voice
     seed: int
     path: str  # relative to the corpus folder
     split: str  # decided when planning: the voice's family and the phrasing's template depend on it
@@ -116,7 +117,7 @@ def plan_videos(spec: CorpusSpec) -> list[VideoJob]:
     ]
 
 
-def _family_splits(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]]) -> dict[tuple[str, str], str]:
+def _family_splits(spec: CorpusSpec, voices_by_lang: dict[str, list[Voice]]) -> dict[tuple[str, str], str]:
     """(language, family) -> split, from the corpus's family table (``splits.CORPUS_FAMILY_SPLITS``)."""
     families = {lang: [(v.family, v.speaker) for v in vs] for lang, vs in voices_by_lang.items()}
     return family_splits(families, spec.split)
@@ -135,12 +136,12 @@ def unseen_templates(spec: CorpusSpec, action: str, lang: str) -> set[str]:
     return set(order[:n])
 
 
-Pool = dict[str, dict[str, list[speech.Voice]]]  # family -> speaker -> voices
+Pool = dict[str, dict[str, list[Voice]]]  # family -> speaker -> voices
 
 
 def _voice_for_each_utterance(
-    spec: CorpusSpec, class_key: str, voices: Sequence[speech.Voice], split_of_family: dict[str, str] | None
-) -> list[tuple[speech.Voice, str]]:
+    spec: CorpusSpec, class_key: str, voices: Sequence[Voice], split_of_family: dict[str, str] | None
+) -> list[tuple[Voice, str]]:
     """Choose a voice and a split per utterance of one class.
 
     Utterances are dealt to splits in the spec's proportions; with held-out families
@@ -202,7 +203,7 @@ def _phrasing_for_each_utterance(spec: CorpusSpec, class_key: str, lang: str, sp
     return chosen
 
 
-def plan_speech(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]]) -> list[SpeechJob]:
+def plan_speech(spec: CorpusSpec, voices_by_lang: dict[str, list[Voice]]) -> list[SpeechJob]:
     """One job per utterance: split, voice, phrasing (and its template), seed and output path."""
     jobs = []
     split_of_family = _family_splits(spec, voices_by_lang) if spec.split.holdout_voices else None
@@ -284,12 +285,12 @@ def _make_speech(job: SpeechJob, out: str) -> ManifestRow:
     )
 
 
-def available_voices(langs: Sequence[str]) -> dict[str, list[speech.Voice]]:
+def available_voices(langs: Sequence[str]) -> dict[str, list[Voice]]:
     """Usable voices per language; warns about missing engines, fails if a language has none."""
-    for engine, fix in speech.engine_status().items():
+    for engine, fix in voice_catalogue.engine_status().items():
         if fix:
             log.warning("TTS engine %s is not available (%s); going on with the other engines", engine, fix)
-    by_lang = {lang: speech.voices(lang) for lang in langs}
+    by_lang = {lang: voice_catalogue.voices(lang) for lang in langs}
     empty = [lang for lang, vs in by_lang.items() if not vs]
     if empty:
         raise CorpusError(
@@ -325,6 +326,19 @@ def _run_jobs(futures: list[Future[Any]], on_done: Callable[[], None]) -> list[A
             raise CorpusError(f"generation failed: {e}") from e
         on_done()
     return [f.result() for f in futures]
+
+
+def _rows_with_splits(results: list[Any], n_recipes: int, split: SplitSpec) -> list[ManifestRow]:
+    """The manifest rows of finished jobs (recipes first, then clips and speech), each with its split."""
+    segments = [r for rs in results[:n_recipes] for r in rs]
+    rows = results[n_recipes:]
+    # Speech rows got their split when planned (it chose their voice and phrasing); clips get theirs
+    # here, and a recipe's steps all get their recipe's (a kitchen is never in two splits).
+    return (
+        split_by_video(segments, split.test, split.val, split.seed)
+        + assign_splits([r for r in rows if r.modality == "video"], split)
+        + [r for r in rows if r.modality == "speech"]
+    )
 
 
 def generate_corpus(
@@ -377,21 +391,13 @@ def generate_corpus(
         futures += [pool.submit(_make_video, j, str(out), spec.render) for j in video_jobs]
         futures += [pool.submit(_make_speech, j, str(out)) for j in speech_jobs]
         results = _run_jobs(futures, tick)
-    segments = [r for rs in results[: len(recipe_jobs)] for r in rs]
-    rows = results[len(recipe_jobs) :]
-    # Speech rows got their split when planned (it chose their voice and phrasing); clips get theirs
-    # here, and a recipe's steps all get their recipe's (a kitchen is never in two splits).
-    rows = (
-        split_by_video(segments, spec.split.test, spec.split.val, spec.split.seed)
-        + assign_splits([r for r in rows if r.modality == "video"], spec.split)
-        + [r for r in rows if r.modality == "speech"]
-    )
+    rows = _rows_with_splits(results, len(recipe_jobs), spec.split)
     atomic_write_text(out / "corpus.json", json.dumps(_describe(spec, voices_by_lang), indent=2, ensure_ascii=False))
     write_manifest(rows, out / "manifest.csv")
     return Manifest(rows=rows, root=out)
 
 
-def _describe(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]]) -> dict[str, object]:
+def _describe(spec: CorpusSpec, voices_by_lang: dict[str, list[Voice]]) -> dict[str, object]:
     """What was generated and how, saved beside the manifest for reproducibility."""
     return {
         "spec": asdict(spec),
@@ -401,7 +407,7 @@ def _describe(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]]) -
         }
         if spec.split.holdout_voices
         else {},
-        "family_descriptions": speech.FAMILIES,
+        "family_descriptions": voice_catalogue.FAMILIES,
         "unseen_templates": {
             f"{action}/{lang}": sorted(unseen_templates(spec, action, lang))
             for action in ACTIONS
@@ -409,5 +415,5 @@ def _describe(spec: CorpusSpec, voices_by_lang: dict[str, list[speech.Voice]]) -
         },
         "voices": {lang: [v.id for v in vs] for lang, vs in voices_by_lang.items()},
         "voice_families": {lang: {v.id: v.family for v in vs} for lang, vs in voices_by_lang.items()},
-        "engines": {k: v or "ok" for k, v in speech.engine_status().items()},
+        "engines": {k: v or "ok" for k, v in voice_catalogue.engine_status().items()},
     }

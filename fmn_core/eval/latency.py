@@ -49,8 +49,9 @@ def measure(fn: Callable[[], object], runs: int = 20, warmup: int = 3) -> Latenc
 
 def _sample_media(folder: Path) -> tuple[Path, Path]:
     """A 4 s rendered clip and a spoken phrase padded or cut to 3 s, written into ``folder``."""
-    from fmn_core.corpus.speech import synthesize, voices
+    from fmn_core.corpus.synthesis import synthesize
     from fmn_core.corpus.video import RenderSettings, write_clip
+    from fmn_core.corpus.voice_catalogue import voices
     from fmn_core.media.audio_io import SAMPLE_RATE, write_wav
 
     clip = folder / "clip.mp4"

