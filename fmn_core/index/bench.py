@@ -150,6 +150,11 @@ class BenchResult:
                     f"({run['jobs']} decoding processes) | {run['realtime']:.1f}x real time ({run['seconds']:.1f} s); "
                     f"peak RSS {run['rss_main_mib']:.0f} MiB, largest worker {run['rss_worker_mib']:.0f} MiB |"
                 )
+                tenths = [t for t in run.get("rss_by_tenth_mib") or [] if t is not None]
+                if tenths:
+                    lines.append(
+                        f"| ... its peak RSS in each tenth of the video | {', '.join(f'{t:.0f}' for t in tenths)} MiB |"
+                    )
             q = mo["query"]
             lines.append(
                 f"| speech query -> top 10 moments of {q['hours']:g} h of video ({q['windows']:,} windows) "
@@ -330,23 +335,40 @@ def bench_scan(cfg: BenchConfig, work: Path, log: Log) -> dict[str, Any]:
 
 
 _INDEX_ONE = """
-import json, resource, sys, time
+import json, os, resource, sys, threading, time
 from fmn_core.index.indexer import Indexer
-from fmn_core.index.retriever import model_identity
+from fmn_core.index.identity import model_identity
 from fmn_core.index.store import Store
 from fmn_core.inference import FMNModel
 library, model_path, jobs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 model = FMNModel.load(model_path)
 store = Store(library)
 store.attach_model(model_identity(model, store), model.net.memory.snapshot())
+# The process's resident memory every 0.25 s, with how much of the video was encoded by then:
+# whether memory grows with the video's length shows as a rising peak from one tenth to the next.
+samples, done, running = [], [0, 1], True
+def sample():
+    while running:
+        with open("/proc/self/status") as f:
+            rss = next((int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS")), 0.0)
+        samples.append((done[0] / max(done[1], 1), rss))
+        time.sleep(0.25)
+def progress(d, total):
+    done[0], done[1] = d, total
+if os.path.exists("/proc/self/status"):
+    threading.Thread(target=sample, daemon=True).start()
 start = time.perf_counter()
-report = Indexer(store, model, jobs=jobs).run()
+report = Indexer(store, model, jobs=jobs).run(progress=progress)
 seconds = time.perf_counter() - start
+running = False
 rows = store.rows()
+tenths = [max((r for f, r in samples if k / 10 <= f < (k + 1) / 10 or (k == 9 and f == 1)), default=None)
+          for k in range(10)]
 print(json.dumps({
     "seconds": seconds, "failed": report.failed, "windows": sum(r.windows for r in rows.values()),
     "rss_main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "rss_worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    "rss_by_tenth_mib": tenths,
 }))
 """
 

@@ -59,25 +59,6 @@ Cancel = Callable[[], bool]
 # -- the run ---------------------------------------------------------------------------------------
 
 
-def _map_large_buffers() -> None:
-    """Keep buffers of 128 KiB and more out of the heap (glibc only; elsewhere nothing changes).
-
-    Decoded stretches (~13 MB of frames each) arrive one after another. glibc raises its mmap
-    threshold after the first such buffer is freed, so the next ones are carved from the heap,
-    which they fragment: the indexer's peak grew with the video's length (+140 MiB from 2 to 13
-    minutes, measured). Fixing the threshold keeps each buffer mapped and unmapped whole.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if os.name != "posix" or name is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        m_mmap_threshold = -3  # malloc.h; setting it also turns off the dynamic threshold
-        ctypes.CDLL(name).mallopt(m_mmap_threshold, 128 * 1024)
-
-
 class Indexer:
     """Indexes a library into its store with a model.
 
@@ -123,7 +104,6 @@ class Indexer:
             What was done; failed files are listed in it, never raised.
         """
         start = time.perf_counter()
-        _map_large_buffers()
         library = self.store.library
         entries = scan_library(library) if entries is None else entries
         report = IndexReport(total=len(entries))

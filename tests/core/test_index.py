@@ -192,7 +192,7 @@ _KILLED_RUN = textwrap.dedent(
     """
     import os, signal, sys
     from fmn_core.index.indexer import Indexer
-    from fmn_core.index.retriever import model_identity
+    from fmn_core.index.identity import model_identity
     from fmn_core.index.store import Store
     from fmn_core.inference import FMNModel
 

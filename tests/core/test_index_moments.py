@@ -155,7 +155,7 @@ def test_a_cancelled_run_never_leaves_half_a_video(
 _KILLED_RUN = """
 import os, signal, sys
 from fmn_core.index import indexer
-from fmn_core.index.retriever import model_identity
+from fmn_core.index.identity import model_identity
 from fmn_core.index.store import Store
 from fmn_core.inference import FMNModel
 
