@@ -176,12 +176,14 @@ class MainWindow(WindowLayout):
         self._reading = None
         result = ranking.result
         query = result.query
-        noun = _OTHER[query.modality]
+        ranked = f"{len(result.hits)} {_OTHER[query.modality]}"
+        files = len({h.item.id for h in result.hits})
+        if any(h.span is not None for h in result.hits):  # a long video gives several moments
+            ranked = f"{len(result.hits)} moments of {files} {'video' if files == 1 else 'videos'}"
         self.results.set_hits(
             result.hits,
             ranking.previews,
-            f"{len(result.hits)} {noun} ranked for {ranking.caption}, best first "
-            f"(S: final score; S1: fusion; mem: memory agreement).",
+            f"{ranked} ranked for {ranking.caption}, best first (S: final score; S1: fusion; mem: memory agreement).",
             result.threshold,
             result.no_good_match,
         )

@@ -51,6 +51,8 @@ def test_a_moment_shows_its_range_seeks_there_and_draws_the_score_along_the_vide
     w = on_recipes
     hits = w.results.hits
     assert hits and all(h.span is not None and h.item.id in RECIPES for h in hits)
+    videos = len({h.item.id for h in hits})
+    assert w.results.heading.text().startswith(f"{len(hits)} moments of {videos} videos ranked for ")
     row = next(i for i, h in enumerate(hits) if h.span[0] > 0)  # a moment that does not start the video
     hit = hits[row]
     index = w.results.model.index(row)
