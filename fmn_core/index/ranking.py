@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from fmn_core.eval import scoring
+from fmn_core.index.ann import AnnIndex
 from fmn_core.index.moments import merge_windows, moment_scores
 from fmn_core.index.results import Item
 from fmn_core.inference import FMNModel
@@ -27,6 +28,7 @@ class Collection:
     raw: Any  # (N, D) float32 raw features: an array, or anything indexable by an int array
     spans: np.ndarray | None = None  # (N, 2) a window's (start, end) in seconds, NaN for a whole file; None: no windows
     background: np.ndarray | None = None  # (N,) a window's P(background) (index.moments.moment_scores); NaN: none
+    ann: AnnIndex | None = None  # the rows' approximate search graph (big libraries only, index.ann)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -7,7 +7,9 @@ logit where the combination has one, exactly as :meth:`FMNModel.ranking_scores` 
 Large libraries are ranked in two stages: the exact cosine between the query's and every item's
 normalised common-space vectors (one matrix-vector product over the stored vectors) keeps the
 best ``rerank`` items, and only those are scored with S (fusion head + memory banks). A library
-of at most ``rerank`` items is scored entirely with S, so its ranking is the evaluation's.
+of at most ``rerank`` items is scored entirely with S, so its ranking is the evaluation's. Above
+``ann_threshold`` rows of a modality, the cosine stage is an approximate graph search instead
+(``index.ann``, kept beside the index); the rows it finds are still scored with S exactly.
 
 A long video is searched as its windows (``index.indexer``): the windows are ranked like clips,
 and the scored windows of one video become moments by temporal non-maximum suppression
@@ -21,6 +23,7 @@ logged, persisted in the index and can be undone exactly.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import threading
@@ -35,6 +38,7 @@ import torch
 
 from fmn_core.errors import FmnError
 from fmn_core.eval import scoring
+from fmn_core.index.ann import ANN_THRESHOLD, AnnIndex, row_keys
 from fmn_core.index.identity import model_identity
 from fmn_core.index.indexer import Cancel, Indexer, Progress
 from fmn_core.index.library import LibraryEntry, detect_modality
@@ -104,6 +108,8 @@ class Retriever:
         self.auto_update = False
         self.closed = False  # set by close(): its index may no longer be read
         self.rerank = RERANK
+        self.ann_threshold = ANN_THRESHOLD  # rows of a modality above which the cosine stage is approximate
+        self._ann: dict[str, AnnIndex] = {}
         self.query_threads: int | None = 1
         self._lock = threading.RLock()
         self._items: dict[str, Item] = {}
@@ -184,9 +190,27 @@ class Retriever:
         collections = {
             m: Collection([items[i] for i in v.ids], v.vec, v.raw, v.spans, v.background) for m, v in vectors.items()
         }
+        for m, v in vectors.items():
+            if len(v.ids) > self.ann_threshold:
+                collections[m].ann = self._synced_ann(m, v.ids, v.vec, {i: r.hash for i, r in rows.items()})
         with self._lock:
             self._items = items  # in id order, as the query returned them
             self._collections = collections
+
+    def _synced_ann(self, modality: str, ids: list[str], vecs: np.ndarray, hashes: dict[str, str]) -> AnnIndex:
+        """The approximate search graph of a big modality, brought up to date with its rows."""
+        ann = self._ann.get(modality)
+        if ann is None:
+            identity = json.dumps(self.store.model_identity() if self.store else None, sort_keys=True)
+            path = self.store.folder / f"ann-{modality}.usearch" if self.store else None
+            ann = self._ann[modality] = AnnIndex(vecs.shape[1], identity, path)
+        started = time.perf_counter()
+        done = ann.sync(row_keys(ids, hashes), vecs)
+        log.info(
+            "%s graph: %d rows (+%d, -%d%s) in %.1f s", modality, len(ann), done.added, done.removed,
+            f"; rebuilt: {done.rebuilt}" if done.rebuilt else "", time.perf_counter() - started,
+        )  # fmt: skip
+        return ann
 
     @staticmethod
     def _item(root: str, r: StoredItem) -> Item:
@@ -427,7 +451,8 @@ class Retriever:
         if len(col) <= keep:
             return np.arange(len(col))
         embed = self.model.embed_speech if query.modality == "speech" else self.model.embed_video
-        return nearest_rows(col, embed(q_raw)[0].numpy(), keep)
+        q_vec = embed(q_raw)[0].numpy()
+        return col.ann.search(q_vec, keep) if col.ann is not None else nearest_rows(col, q_vec, keep)
 
     # -- memory banks --------------------------------------------------------------------------
 
