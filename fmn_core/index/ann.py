@@ -104,6 +104,10 @@ class AnnIndex:
     def __len__(self) -> int:
         return int(len(self._index))
 
+    def memory_bytes(self) -> int:
+        """What the graph and its vectors take in memory."""
+        return int(self._index.memory_usage)
+
     # -- keeping it in step with the library ------------------------------------------------------
 
     def sync(self, keys: np.ndarray, vecs: np.ndarray) -> SyncReport:

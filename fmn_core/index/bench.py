@@ -76,6 +76,7 @@ class BenchConfig:
     small_recipe: bool = False  # a two-step recipe at 96x72 instead (smoke runs)
     moment_hours: float = 100.0  # indexed video a moment query searches (windows at the model's hop)
     moment_queries: int = 30
+    ann_sizes: tuple[int, ...] = (1_000_000,)  # vectors the approximate search graph is measured over
     seed: int = 0
 
     @classmethod
@@ -86,6 +87,7 @@ class BenchConfig:
             encode_runs=3, scan_media=1_000, scan_other=10_000, long_copies=(1, 2), small_recipe=True,
             moment_hours=1.0,
             moment_queries=5,
+            ann_sizes=(20_000,),
         )  # fmt: skip
 
     def with_sizes(self, sizes: Sequence[int]) -> BenchConfig:
@@ -159,6 +161,13 @@ class BenchResult:
             lines.append(
                 f"| speech query -> top 10 moments of {q['hours']:g} h of video ({q['windows']:,} windows) "
                 f"| p50 {q['p50_ms']:.1f} ms, p95 {q['p95_ms']:.1f} ms (ranking alone p50 {q['rank_p50_ms']:.1f} ms) |"
+            )
+        for a in d.get("ann") or []:
+            lines.append(
+                f"| approximate search over {a['size']:,} vectors | built in {a['build_seconds']:.0f} s, "
+                f"{a['graph_mib']:.0f} MiB; recall@10 {a['recall_at_10']:.3f}; graph p50 {a['graph']['p50_ms']:.1f} ms "
+                f"(exact scan {a['exact_scan']['p50_ms']:.1f} ms); end to end p50 {a['end_to_end']['p50_ms']:.1f} ms, "
+                f"p95 {a['end_to_end']['p95_ms']:.1f} ms |"
             )
         lines.append(f"| peak memory (max RSS) | {d['peak_rss_mib']:.0f} MiB |")
         return "\n".join(lines)
@@ -446,6 +455,10 @@ def run_bench(cfg: BenchConfig, model: str | os.PathLike[str] | None = None, log
         data["encode"] = bench_encoding(cfg, model_path, fmn, log)
         data["scan"] = bench_scan(cfg, work, log)
         data["moments"] = bench_moments(cfg, model_path, fmn, work, log)
+        if cfg.ann_sizes:
+            from fmn_core.index.bench_ann import bench_ann
+
+            data["ann"] = bench_ann(cfg.ann_sizes, fmn, work, log)
         data["peak_rss_mib"] = _rss_mib()
     return BenchResult(data)
 

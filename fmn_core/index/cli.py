@@ -7,6 +7,7 @@ modules are imported inside the commands.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -218,6 +219,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     cfg = BenchConfig.quick() if args.quick else BenchConfig()
     if args.sizes:
         cfg = cfg.with_sizes(args.sizes)
+    if args.ann_sizes is not None:
+        cfg = dataclasses.replace(cfg, ann_sizes=tuple(args.ann_sizes))
     result = run_bench(cfg, model=args.model, log=lambda line: print(line, file=sys.stderr, flush=True))
     print(result.table())
     if args.json is not None:
@@ -301,6 +304,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to this JSON file")
     p.add_argument("--sizes", type=_size, nargs="+", help="library sizes for query latency (default 1k 10k 100k 1M)")
+    p.add_argument(
+        "--ann-sizes", type=_size, nargs="*", metavar="N",
+        help="vectors the approximate search graph is measured over (default 1M; none: skip the stage)",
+    )  # fmt: skip
     p.add_argument("--quick", action="store_true", help="fewer clips, sizes and repeats (a smoke test)")
     p.add_argument("--model", type=Path, default=None, help="model folder or file (default: the shipped model)")
     p.set_defaults(func=_cmd_bench)

@@ -109,9 +109,12 @@ class _SyntheticItems(Sequence[Item]):
         return Item(f"video_{i:07d}", Path(f"/synthetic/video_{i:07d}.mp4"), "video", None, None, seconds, "ok", None)
 
 
-def synthetic_retriever(model: FMNModel, n: int, seed: int = 0, windows_per_video: int = 1) -> Retriever:
+def synthetic_retriever(
+    model: FMNModel, n: int, seed: int = 0, windows_per_video: int = 1, vecs: np.ndarray | None = None
+) -> Retriever:
     """An in-memory retriever over ``n`` synthetic videos, or ``n`` windows of long videos of
-    ``windows_per_video`` windows each (one every second, as the model's hop)."""
+    ``windows_per_video`` windows each (one every second, as the model's hop); ``vecs``: their
+    common-space vectors (default: random unit vectors)."""
     rng = np.random.default_rng(seed)
     r = Retriever(model)
     pool = rng.standard_normal((4096, model.cfg.video.feature_dim), dtype=np.float32)
@@ -121,7 +124,10 @@ def synthetic_retriever(model: FMNModel, n: int, seed: int = 0, windows_per_vide
         starts = (np.arange(n) % windows_per_video) * fe.hop
         spans = np.stack([starts, starts + fe.window], axis=1)
     r._collections["video"] = Collection(
-        _SyntheticItems(n, windows_per_video), _unit_rows(rng, n, model.cfg.embed_dim), _PooledRows(pool, n), spans
+        _SyntheticItems(n, windows_per_video),
+        _unit_rows(rng, n, model.cfg.embed_dim) if vecs is None else vecs,
+        _PooledRows(pool, n),
+        spans,
     )
     return r
 

@@ -255,6 +255,7 @@ def test_bench_runs_and_reports(tmp_path: Path, model_dir: Path, monkeypatch: py
         scan_media=30,
         scan_other=20,
         long_copies=(3, 6),  # the two-step recipe (~5 s) made longer than two 5 s windows
+        ann_sizes=(3_000,),
         small_recipe=True,
         moment_hours=0.5,
         moment_queries=2,
@@ -270,6 +271,11 @@ def test_bench_runs_and_reports(tmp_path: Path, model_dir: Path, monkeypatch: py
     runs = d["moments"]["indexing"]
     assert [r["copies"] for r in runs] == [3, 6] and runs[1]["windows"] > runs[0]["windows"] > 0
     assert d["moments"]["query"]["windows"] == 1800 and "top 10 moments of 0.5 h" in result.table()
+    assert len(runs[1]["rss_by_tenth_mib"]) == 10 and "peak RSS in each tenth" in result.table()
+    ann = d["ann"][0]
+    # (the random test model puts every vector close to every other: recall is measured with the shipped one)
+    assert ann["size"] == 3000 and 0 < ann["recall_at_10"] <= 1 and ann["end_to_end"]["p50_ms"] > 0
+    assert "| approximate search over 3,000 vectors" in result.table()
     result.write_json(tmp_path / "bench.json")
     assert json.loads((tmp_path / "bench.json").read_text())["query"][0]["p50_ms"] > 0
     assert speech_wav(tmp_path / "q.wav").stat().st_size > 0
