@@ -1,12 +1,12 @@
 """`fmn bench` stage `ann`: approximate search at the sizes archives reach.
 
-Uniform random vectors are searched unlike real ones (no graph does well on them), so the
+Uniform random vectors are searched unlike real ones (no approximate index does well on them), so the
 library's vectors are drawn around real ones: the shipped demo library is indexed with the model,
 and each synthetic item is one of its video vectors moved away from it by noise shaped like the
 spread within a class (a per-dimension profile of the residuals from the class means), by a
 cosine drawn from the cosines real videos of one class have to each other. The queries are the
 demo library's real speech vectors. Recall@10 is measured against the exact top 10 of the same
-vectors; latency both for the graph alone and end to end (a spoken query, file to ranked list).
+vectors; latency both for the index alone and end to end (a spoken query, file to ranked list).
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ def _percentiles(seconds: list[float]) -> dict[str, float]:
 def bench_ann(
     sizes: tuple[int, ...], model: FMNModel, work: Path, log: Log, queries: int = 200
 ) -> list[dict[str, Any]]:
-    """Build, recall@10 against exact, latency and memory of the graph at each size.
+    """Build, recall@10 against exact, latency and memory of the approximate index at each size.
 
-    Recall@10 is the product's: the graph's best ``RERANK`` rows re-ranked by their exact cosine,
+    Recall@10 is the product's: the index's best ``RERANK`` rows re-ranked by their exact cosine,
     against the exact top 10.
     """
     real, labels, speech = real_vectors(model, work, log)
@@ -111,7 +111,7 @@ def bench_ann(
             nearest_rows(probe, query, RERANK)
             scan.append(time.perf_counter() - t1)
             graph.append(t1 - t0)
-            top10 = rows[np.argsort(-(vecs[rows] @ query))[:10]]  # the graph's 200, re-ranked exactly
+            top10 = rows[np.argsort(-(vecs[rows] @ query))[:10]]  # the index's 200, re-ranked exactly
             recall.append(len(set(top10.tolist()) & set(exact[i].tolist())) / 10)
         r = synthetic_retriever(model, n, vecs=vecs)
         r._collections["video"].ann = ann
@@ -129,7 +129,7 @@ def bench_ann(
             "recall_at_10": float(np.mean(recall)), "graph": timing, "exact_scan": _percentiles(scan),
             "end_to_end": _percentiles(total),
         })  # fmt: skip
-        log(f"  built in {build:.0f} s, recall@10 {np.mean(recall):.3f}, graph p50 {timing['p50_ms']:.1f} ms")
+        log(f"  built in {build:.0f} s, recall@10 {np.mean(recall):.3f}, index p50 {timing['p50_ms']:.1f} ms")
         del r, ann, vecs
     return out
 

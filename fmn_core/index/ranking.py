@@ -28,7 +28,7 @@ class Collection:
     raw: Any  # (N, D) float32 raw features: an array, or anything indexable by an int array
     spans: np.ndarray | None = None  # (N, 2) a window's (start, end) in seconds, NaN for a whole file; None: no windows
     background: np.ndarray | None = None  # (N,) a window's P(background) (index.moments.moment_scores); NaN: none
-    ann: AnnIndex | None = None  # the rows' approximate search graph (big libraries only, index.ann)
+    ann: AnnIndex | None = None  # the rows' approximate search index (big libraries only, index.ann)
 
     def __len__(self) -> int:
         return len(self.items)

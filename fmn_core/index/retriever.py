@@ -8,7 +8,7 @@ Large libraries are ranked in two stages: the exact cosine between the query's a
 normalised common-space vectors (one matrix-vector product over the stored vectors) keeps the
 best ``rerank`` items, and only those are scored with S (fusion head + memory banks). A library
 of at most ``rerank`` items is scored entirely with S, so its ranking is the evaluation's. Above
-``ann_threshold`` rows of a modality, the cosine stage is an approximate graph search instead
+``ann_threshold`` rows of a modality, the cosine stage is an approximate index search instead
 (``index.ann``, kept beside the index); the rows it finds are still scored with S exactly.
 
 A long video is searched as its windows (``index.indexer``): the windows are ranked like clips,
@@ -198,16 +198,16 @@ class Retriever:
             self._collections = collections
 
     def _synced_ann(self, modality: str, ids: list[str], vecs: np.ndarray, hashes: dict[str, str]) -> AnnIndex:
-        """The approximate search graph of a big modality, brought up to date with its rows."""
+        """The approximate search index of a big modality, brought up to date with its rows."""
         ann = self._ann.get(modality)
         if ann is None:
             identity = json.dumps(self.store.model_identity() if self.store else None, sort_keys=True)
-            path = self.store.folder / f"ann-{modality}.usearch" if self.store else None
+            path = self.store.folder / f"ann-{modality}.faiss" if self.store else None
             ann = self._ann[modality] = AnnIndex(vecs.shape[1], identity, path)
         started = time.perf_counter()
         done = ann.sync(row_keys(ids, hashes), vecs)
         log.info(
-            "%s graph: %d rows (+%d, -%d%s) in %.1f s", modality, len(ann), done.added, done.removed,
+            "%s approximate index: %d rows (+%d, -%d%s) in %.1f s", modality, len(ann), done.added, done.removed,
             f"; rebuilt: {done.rebuilt}" if done.rebuilt else "", time.perf_counter() - started,
         )  # fmt: skip
         return ann

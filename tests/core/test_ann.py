@@ -46,7 +46,7 @@ def test_keys_depend_on_the_item_and_its_content_not_on_the_rows_around_it() -> 
     assert row_keys(ids[3:], {"b.wav": "changed"})[0] != keys[3]  # new content: a new key
 
 
-def test_a_graph_follows_rows_added_and_removed() -> None:
+def test_an_index_follows_rows_added_and_removed() -> None:
     rng = np.random.default_rng(1)
     vecs = _clustered(rng, 3_000, 16)
     ids = [f"v{i}" for i in range(len(vecs))]
@@ -68,16 +68,16 @@ def big_library(tiny_corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     return folder_library(tiny_corpus, tmp_path / "lib", videos=6, speech=4), save_model(tmp_path / "model")
 
 
-def test_a_library_keeps_its_graph_in_step_with_its_files_and_reopens_it(
+def test_a_library_keeps_its_index_in_step_with_its_files_and_reopens_it(
     big_library: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     lib, model = big_library
     r = Retriever.open(lib, model, jobs=1)
     try:
-        assert (lib / ".fmn-index" / "ann-video.usearch").is_file()
+        assert (lib / ".fmn-index" / "ann-video.faiss").is_file()
         col = r._collections["video"]
         assert col.ann is not None and len(col.ann) == len(col) == 6
-        # the rows scored with S are the exact cosine stage's when the graph is exhaustive enough
+        # the rows scored with S are the exact cosine stage's when the index is exhaustive enough
         r.rerank = 3
         query = r.query_from_item(r.items("speech")[0].id)
         q_vec = r.model.embed_speech(query.raw.reshape(1, -1))[0].numpy()
@@ -100,12 +100,12 @@ def test_a_library_keeps_its_graph_in_step_with_its_files_and_reopens_it(
     assert not [m for m in caplog.messages if "rebuilt" in m]  # read back as it was left, not rebuilt
 
 
-def test_a_damaged_or_foreign_graph_is_rebuilt_with_a_message(
+def test_a_damaged_or_foreign_index_is_rebuilt_with_a_message(
     big_library: tuple[Path, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     lib, model = big_library
     Retriever.open(lib, model, jobs=1).close()
-    graph = lib / ".fmn-index" / "ann-video.usearch"
+    graph = lib / ".fmn-index" / "ann-video.faiss"
     graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])  # as a disk full or a crash could leave it
     side = lib / ".fmn-index" / "ann-speech.json"
     side.write_text(json.dumps({**json.loads(side.read_text()), "identity": "another model"}))
