@@ -68,6 +68,16 @@ def _qt() -> Check:
     return Check("Qt", True, f"PySide6 {PySide6.__version__} with QtMultimedia")
 
 
+def _faiss() -> Check:
+    from fmn_core.index.ann import load_faiss
+
+    try:
+        faiss = load_faiss()
+    except Exception as e:
+        return Check("faiss", False, f"{e}")
+    return Check("faiss", True, f"{faiss.__version__} (approximate search in libraries of over 150,000 rows)")
+
+
 def _portaudio() -> Check:
     try:
         import sounddevice as sd
@@ -121,6 +131,7 @@ def run_checks(where: Path | None = None) -> list[Check]:
         _qt,
         _portaudio,
         _module("ctranslate2", "pip install ctranslate2 (the Whisper speech front ends)"),
+        _faiss,
         _speech_encoders,
         _tts,
         _disk(where or Path.cwd()),

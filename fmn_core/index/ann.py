@@ -50,6 +50,20 @@ RETRAIN_GROWTH = 4  # rebuild when the library is this many times the rows the i
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # spreads the window positions of one item over the key space
 
 
+def load_faiss() -> Any:
+    """FAISS, or a clear error saying what to install (the exact search needs nothing of it)."""
+    # Its loader logs each CPU build it tries (AVX512, AVX2) at INFO, failures included: noise to a user.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    try:
+        import faiss
+    except ImportError as e:
+        raise FmnError(
+            f"this library is large enough for approximate search, which needs FAISS ({e}): "
+            "pip install faiss-cpu, or run `make setup`"
+        ) from e
+    return faiss
+
+
 def row_keys(ids: Sequence[str], hashes: dict[str, str]) -> np.ndarray:
     """A stable key per searchable row: hash(item id, content hash) mixed with the row's position
     within its item (its window), so the key survives other files being added or removed.
@@ -115,7 +129,7 @@ class AnnIndex:
 
     def _new(self, vecs: np.ndarray) -> Any:
         """An empty index trained on a sample of ``vecs``."""
-        import faiss
+        faiss = load_faiss()
 
         lists = max(1, min(LISTS, len(vecs) // ROWS_PER_LIST))
         quantizer = faiss.IndexFlatIP(self.dim)
@@ -156,7 +170,7 @@ class AnnIndex:
 
     def _stored_keys(self) -> np.ndarray:
         """Every key the index holds (read from its inverted lists)."""
-        import faiss
+        faiss = load_faiss()
 
         lists = self._index.invlists
         parts = [
@@ -182,7 +196,7 @@ class AnnIndex:
 
     def _load(self) -> str | None:
         """Load the stored index; why it could not be used (it is then rebuilt), or None."""
-        import faiss
+        faiss = load_faiss()
 
         if self.path is None:
             return None
@@ -212,7 +226,7 @@ class AnnIndex:
         return why
 
     def _save(self) -> None:
-        import faiss
+        faiss = load_faiss()
 
         if self.path is None:
             return
@@ -229,4 +243,4 @@ class AnnIndex:
             raise FmnError(f"{self.path}: cannot write the approximate search index ({e})") from e
 
 
-__all__ = ["ANN_THRESHOLD", "AnnIndex", "SyncReport", "row_keys"]
+__all__ = ["ANN_THRESHOLD", "AnnIndex", "SyncReport", "load_faiss", "row_keys"]

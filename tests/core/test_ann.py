@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fmn_core.errors import FmnError
 from fmn_core.index import retriever as retriever_module
 from fmn_core.index.ann import AnnIndex, row_keys
 from fmn_core.index.ranking import nearest_rows
@@ -119,3 +121,10 @@ def test_a_damaged_or_foreign_index_is_rebuilt_with_a_message(
             assert col.ann is not None and len(col.ann) == len(col)
     finally:
         r.close()
+
+
+def test_without_faiss_a_big_library_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "faiss", None)  # as if the package were not installed
+    vecs = _clustered(np.random.default_rng(2), 100, 8)
+    with pytest.raises(FmnError, match="pip install faiss-cpu"):
+        AnnIndex(8, "model").sync(row_keys([f"v{i}" for i in range(100)], {}), vecs)
