@@ -72,9 +72,12 @@ def partition(keys: Sequence[str], spec: SplitSpec, *salt: str) -> dict[str, str
 # - test holds out the neural Piper voice, the method most unlike training and closest to a
 #   person, and espeak-ng's Klatt voices, a new synthesizer of a known engine, so the report can
 #   tell a new engine from a new voice line;
-# - Mandarin has only espeak-ng: training keeps the male line (seven timbres), validation the
-#   female line, test the Klatt line, so the Klatt timbres are heard in training in no language
-#   (the female timbres speak English in training: Mandarin validation is new in Mandarin only).
+# - Mandarin has espeak-ng and Kokoro: training keeps espeak-ng's male line (seven timbres) and
+#   Kokoro's four female voices, validation espeak-ng's female line, test espeak-ng's Klatt line
+#   and Kokoro's male voice, so the Klatt timbres are heard in training in no language (the female
+#   timbres speak English in training: Mandarin validation is new in Mandarin only). Kokoro's male
+#   voice is the test's nearest thing to a Mandarin speaker: Whisper hears it, as it does a person,
+#   where it hears espeak-ng's cmn as English.
 CORPUS_FAMILY_SPLITS: dict[str, str] = {
     "espeak": "train",
     "parametric": "train",
@@ -84,6 +87,8 @@ CORPUS_FAMILY_SPLITS: dict[str, str] = {
     "espeak-zh-m": "train",
     "espeak-zh-f": "val",
     "espeak-zh-klatt": "test",
+    "kokoro-zh-f": "train",
+    "kokoro-zh-m": "test",
 }
 
 

