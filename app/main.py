@@ -31,7 +31,7 @@ SCRIPT_TIMEOUT_S = 900  # a scripted run that has not finished by then is stuck
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="fmn-app", description="FMN Studio: search cooking videos by voice.")
     p.add_argument("--library", type=Path, help="library folder (default: the last one used, else the demo)")
-    p.add_argument("--model", type=Path, help="model folder or checkpoint (default: models/fmn-cooking-v3)")
+    p.add_argument("--model", type=Path, help="model folder or checkpoint (default: models/fmn-cooking-v4)")
     p.add_argument("--device", default="auto", help="where the model runs: auto (CUDA when present), cpu or cuda")
     scripted = p.add_argument_group("scripted mode (for screenshots and benchmarks)")
     scripted.add_argument("--query", type=Path, help="search with this audio or video file once the library is open")

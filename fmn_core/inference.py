@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 CHECKPOINT_NAME = "model.safetensors"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "fmn-cooking-v3"  # the shipped model (see its MODEL_CARD.md)
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "fmn-cooking-v4"  # the shipped model (see its MODEL_CARD.md)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
