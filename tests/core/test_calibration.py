@@ -47,6 +47,15 @@ def test_the_threshold_trades_catches_against_false_alarms() -> None:
     assert 0.2 < threshold <= 0.8 and false_alarm == 0.0 and catch == pytest.approx(2 / 3)
 
 
+def test_the_threshold_never_hides_more_right_answers_than_allowed() -> None:
+    # Unconstrained, the best line (0.95) catches every unanswerable query and hides 10 % of the
+    # right answers; capped at 2 %, the line drops below every right answer and catches half.
+    answerable = np.concatenate([np.full(90, 0.95), np.full(10, 0.6)])
+    unanswerable = np.concatenate([np.full(50, 0.5), np.full(50, 0.9)])
+    assert choose_threshold(answerable, unanswerable, max_false_alarm=1.0) == (0.95, 0.1, 1.0)
+    assert choose_threshold(answerable, unanswerable) == (0.6, 0.0, 0.5)
+
+
 def test_a_fit_on_pairs_is_increasing_and_flags_queries_without_an_answer() -> None:
     # Three classes; a right pair scores about 3, a wrong one about -3: a sharp, easy model.
     rng = np.random.default_rng(1)
