@@ -85,7 +85,7 @@ def _ray() -> Check:
         ray = load_ray()
     except Exception as e:  # not installed (its message says what to do), or a broken install
         return Check("ray", False, f"{e}")
-    return Check("ray", True, f"{ray.__version__} with Ray Data (fmn index --ray local|HOST:PORT)")
+    return Check("ray", True, f"{ray.__version__} (fmn index --ray local|HOST:PORT)")
 
 
 def _portaudio() -> Check:

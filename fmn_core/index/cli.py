@@ -239,7 +239,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         cfg = cfg.with_sizes(args.sizes)
     if args.ann_sizes is not None:
         cfg = dataclasses.replace(cfg, ann_sizes=tuple(args.ann_sizes))
-    result = run_bench(cfg, model=args.model, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.ray_clips is not None:
+        cfg = dataclasses.replace(cfg, ray_clips=args.ray_clips)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    result = run_bench(cfg, model=args.model, log=log, only=args.only)
     print(result.table())
     if args.json is not None:
         result.write_json(args.json)
@@ -341,7 +344,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "bench",
         help="measure indexing, re-opening and search speed and memory",
         description="Indexing throughput (4 s rendered clips), re-opening a 10k-item index, speech-query "
-        "latency end to end at several library sizes (synthetic vectors for the large ones), peak memory. "
+        "latency end to end at several library sizes (synthetic vectors for the large ones), indexing on a local "
+        "Ray with 1 and 2 workers, peak memory. "
         "Uses the shipped model when present, else a random model of the default configuration.",
     )
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to this JSON file")
@@ -349,6 +353,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--ann-sizes", type=_size, nargs="*", metavar="N",
         help="vectors the approximate search graph is measured over (default 1M; none: skip the stage)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ray-clips", type=int, default=None, metavar="N",
+        help="rendered clips indexed on a local Ray with 1 and 2 workers (default 500; 0: skip the stage)",
+    )  # fmt: skip
+    p.add_argument(
+        "--only", nargs="+", metavar="STAGE",
+        help="run only these stages, e.g. `--only ray` (an unknown name lists them)",
     )  # fmt: skip
     p.add_argument("--quick", action="store_true", help="fewer clips, sizes and repeats (a smoke test)")
     p.add_argument("--model", type=Path, default=None, help="model folder or file (default: the shipped model)")

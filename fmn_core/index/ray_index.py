@@ -1,13 +1,17 @@
 """Indexing on Ray: ``fmn index LIBRARY --ray local|HOST:PORT``.
 
 The run is the local one (:class:`~fmn_core.index.indexer.Indexer`: scan, plan, commit what
-needs no encoding) with its encoding step done by a Ray Data job. The files to encode go, a few
-at a time (a *unit*), to actors that each hold the model and decode and encode their files
-exactly as a local run does (:class:`~fmn_core.index.indexer.Encoder`, on a GPU where the cluster
-has one), writing one shard per file (``index.shards``). This process merges the shards into the
-library's index as they come back, through the store's normal write path, so the index is the one
-a local run makes and the app opens it unchanged. Every node must see the library, its index
-folder and the model at the same paths (shared storage: docs/ray.md).
+needs no encoding) with its encoding step done by Ray actors. The files to encode go, a few at a
+time (a *unit*), to actors that each hold the model and decode and encode their files exactly as
+a local run does (:class:`~fmn_core.index.indexer.Encoder`, on a GPU where the cluster has one),
+writing one shard per file (``index.shards``). This process merges the shards into the library's
+index as they come back, through the store's normal write path, so the index is the one a local
+run makes and the app opens it unchanged. Every node must see the library, its index folder and
+the model at the same paths (shared storage: docs/ray.md).
+
+Ray core actors, not a Ray Data job: Ray Data (2.60) retries a batch whose worker died without
+end and deprecates setting how often, so one file that kills its decoder would hang the run;
+here each unit has :data:`RETRIES` and a culprit is found and recorded, as a local run does.
 
 What happens when something fails:
 
@@ -32,13 +36,12 @@ import logging
 import math
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from fmn_core.errors import FmnError
 from fmn_core.index.batches import tally
@@ -77,12 +80,11 @@ class RayClusterError(FmnError):
 
 
 def load_ray() -> Any:
-    """Ray with Ray Data, or a clear error saying what to install."""
+    """Ray, or a clear error saying what to install."""
     try:
         import ray
-        import ray.data  # noqa: F401  (the job is a Ray Data job)
     except ImportError as e:
-        raise FmnError(f'indexing on Ray needs Ray Data ({e}): pip install "ray[data]", or run `make setup`') from e
+        raise FmnError(f"indexing on Ray needs Ray ({e}): pip install ray, or run `make setup`") from e
     return ray
 
 
@@ -207,7 +209,7 @@ def _work_from(d: dict[str, Any]) -> Work:
 
 
 class ShardWorker:
-    """An actor of the Ray Data job: holds the model, encodes units of files into shards.
+    """A Ray actor of the run: holds the model, encodes units of files into shards.
 
     Args:
         model_path: the model's checkpoint file (the same path on every node).
@@ -255,27 +257,21 @@ class ShardWorker:
             raise FmnError(f"the model at {model_path} on the Ray node {node} is not the one the run was started with")
         self.encoder = Encoder(model, jobs, batch_size, decode)
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[str]]:
-        """Encode each unit of ``batch['unit']`` (JSON lists of files) into shards.
+    def encode(self, unit: str) -> list[tuple[str, str, str]]:
+        """Encode a unit of files (a JSON list, :func:`_work_dict`) into shards.
 
         Returns:
-            Per file: its id, its shard's name ('' when none) and the error that stopped its unit ('').
+            Per file: its id, its shard's name ('' when none) and the error that stopped the unit ('').
         """
-        out: dict[str, list[str]] = {"id": [], "shard": [], "error": []}
-        for unit in batch["unit"]:
-            work = [_work_from(d) for d in json.loads(str(unit))]
-            sink = ShardSink(self.folder, self.library, self.key, {w.entry.id: w for w in work}, IndexReport())
-            error = ""
-            try:
-                self.encoder.encode(sink, work, sink.report)
-            except Exception as e:  # not a file's fault (those are in its shard): the run stops with it
-                error = f"{type(e).__name__}: {e}"
-            written = dict(sink.written)
-            for w in work:
-                out["id"].append(w.entry.id)
-                out["shard"].append(written.get(w.entry.id, ""))
-                out["error"].append("" if w.entry.id in written else error)
-        return out
+        work = [_work_from(d) for d in json.loads(unit)]
+        sink = ShardSink(self.folder, self.library, self.key, {w.entry.id: w for w in work}, IndexReport())
+        error = ""
+        try:
+            self.encoder.encode(sink, work, sink.report)
+        except Exception as e:  # not a file's fault (those are in its shard): the run stops with it
+            error = f"{type(e).__name__}: {e}"
+        written = dict(sink.written)
+        return [(w.entry.id, written.get(w.entry.id, ""), "" if w.entry.id in written else error) for w in work]
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -430,31 +426,56 @@ class RayIndexer(Indexer):
         }
 
     def _run_job(self, units: list[list[Work]], merger: _Merger, cancel: Cancel | None) -> list[Work]:
-        """Run ``units`` as a Ray Data job, merging as shards come; returns the files of units that never finished."""
+        """Run ``units`` on the cluster's actors, merging as shards come; returns the files of units
+        whose worker died on every try."""
         self._stopped = False
         if not units:
             return []
         ray = load_ray()
-        actors, cpus, gpus, device = self._placement
-        rows = [{"unit": json.dumps([_work_dict(w) for w in unit])} for unit in units]
-        ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-            ShardWorker, batch_size=1, concurrency=min(actors, len(rows)), num_cpus=cpus, num_gpus=gpus,
-            max_restarts=-1, max_task_retries=self.retries, fn_constructor_kwargs=self._worker_args(merger),
-        )  # fmt: skip
-        errors: list[str] = []
-        with _data_context(ray):
+        count, cpus, gpus, _ = self._placement
+        remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=self.retries)
+        actors = [remote(ShardWorker).remote(**self._worker_args(merger)) for _ in range(min(count, len(units)))]
+        try:
+            return self._dispatch(ray, actors, units, merger, cancel)
+        finally:
+            for actor in actors:
+                ray.kill(actor)  # their cores go back to the cluster now, not when this process ends
+
+    def _dispatch(
+        self, ray: Any, actors: list[Any], units: list[list[Work]], merger: _Merger, cancel: Cancel | None
+    ) -> list[Work]:
+        pending = deque(units)
+        inflight: dict[Any, tuple[Any, list[Work]]] = {}  # call -> (actor, unit)
+
+        def submit(actor: Any) -> None:
+            if pending:
+                unit = pending.popleft()
+                inflight[actor.encode.remote(json.dumps([_work_dict(w) for w in unit]))] = (actor, unit)
+
+        for actor in actors:  # two units each: one encoding, the next waiting, so no actor idles
+            submit(actor)
+            submit(actor)
+        lost: list[Work] = []
+        while inflight:
+            [call], _ = ray.wait(list(inflight), num_returns=1)
+            actor, unit = inflight.pop(call)
             try:
-                for out in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                    errors += [str(e) for e in out["error"] if e]
-                    merger.merge([(str(i), str(s)) for i, s in zip(out["id"], out["shard"], strict=True)])
-                    if cancel and cancel():
-                        self._stopped = True
-                        break
-            except Exception as e:
-                raise RayClusterError(f"the Ray job failed: {_cause(e)}") from e
-        if errors:
-            raise FmnError(f"encoding failed on the Ray cluster for {len(errors)} file(s): {errors[0]}")
-        return [w for unit in units for w in unit if w.entry.id not in merger.merged]
+                out = ray.get(call)
+            except ray.exceptions.RayActorError as e:
+                if e.actor_init_failed:  # the node lacks the shared folder or the model: no retry helps
+                    raise RayClusterError(f"a Ray worker could not start: {_cause(e)}") from e
+                lost += unit  # its worker died on every try: tried file by file after
+                submit(actor)
+                continue
+            errors = [error for _, _, error in out if error]
+            if errors:
+                raise FmnError(f"encoding failed on the Ray cluster: {errors[0]} (what was merged before is kept)")
+            merger.merge([(item_id, name) for item_id, name, _ in out])
+            if cancel and cancel():
+                self._stopped = True
+                return []
+            submit(actor)
+        return lost
 
 
 def _placement(cluster: Cluster, workers: int | None, device: str) -> tuple[int, float, float, str]:
@@ -473,26 +494,6 @@ def _placement(cluster: Cluster, workers: int | None, device: str) -> tuple[int,
     actors = max(1, workers or cluster.gpus)
     decoders = max(1, min(MAX_DECODERS_PER_GPU, cluster.cpus // actors))
     return actors, float(decoders), 1.0, "cuda"
-
-
-@contextmanager
-def _data_context(ray: Any) -> Iterator[None]:
-    """Ray Data set quiet for the job (no progress bars of its own: the run has one), and to go on
-    past a unit whose worker died on every try (its files are tried alone after); restored after."""
-    ctx = ray.data.DataContext.get_current()
-    wanted = {"enable_progress_bars": False, "print_on_execution_start": False, "max_errored_blocks": -1}
-    before = {k: getattr(ctx, k) for k in wanted}
-    for k, v in wanted.items():
-        setattr(ctx, k, v)
-    quiet = logging.getLogger("ray.data")
-    level = quiet.level
-    quiet.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        quiet.setLevel(level)
-        for k, v in before.items():
-            setattr(ctx, k, v)
 
 
 def _cause(e: BaseException) -> str:
