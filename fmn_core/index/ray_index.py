@@ -81,6 +81,9 @@ class RayClusterError(FmnError):
 
 def load_ray() -> Any:
     """Ray, or a clear error saying what to install."""
+    # Read when Ray is imported: how long a GCS client waits for a head node's answer (Ray's 30 s,
+    # on top of its other waits, would keep a user who gave a wrong port waiting for a minute).
+    os.environ.setdefault("RAY_py_gcs_connect_timeout_s", str(math.ceil(CONNECT_TIMEOUT)))
     try:
         import ray
     except ImportError as e:
@@ -150,7 +153,8 @@ def check_reachable(host: str, port: int, timeout: float = CONNECT_TIMEOUT) -> N
 def ray_cluster(where: str = "local", cpus: int | None = None, timeout: float = CONNECT_TIMEOUT) -> Iterator[Cluster]:
     """Ray for the block: a local one (``where='local'``) or the cluster at ``HOST:PORT``, shut down after.
 
-    A Ray session this process is already connected to is used as it is, and left running.
+    A Ray session this process is already connected to is used as it is, and left running (for
+    ``where='local'``, whatever it is; for an address, when it is that cluster's).
 
     Args:
         where: 'local' or the head node's address.
@@ -166,6 +170,7 @@ def ray_cluster(where: str = "local", cpus: int | None = None, timeout: float = 
         check_reachable(*address, timeout)
     ray = load_ray()
     if ray.is_initialized():
+        _check_same(ray, address)
         yield _cluster(ray, where)
         return
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR, "namespace": NAMESPACE}
@@ -178,15 +183,44 @@ def ray_cluster(where: str = "local", cpus: int | None = None, timeout: float = 
     else:
         host, port = address
         quiet.pop("include_dashboard")
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        # Something answers there, but perhaps not Ray: Ray would wait for its head for minutes.
         try:
-            ray.init(address=f"{host}:{port}", **quiet)
+            with _environment({"RAY_gcs_server_port_wait_time_s": "1"}):  # one try, not twenty
+                ray.init(address=where, **quiet)
         except Exception as e:  # Ray's own: ConnectionError, a version mismatch, a missing token ...
+            ray.shutdown()  # what it set up before failing, so a later ray.init starts clean
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise RayClusterError(f"cannot join the Ray cluster at {host}:{port}: {first}. Nothing was written.") from e
+            raise RayClusterError(f"cannot join the Ray cluster at {where}: {first}. Nothing was written.") from e
     try:
         yield _cluster(ray, where)
     finally:
         ray.shutdown()
+
+
+def _check_same(ray: Any, address: tuple[str, int] | None) -> None:
+    """Raise unless the Ray this process is connected to can stand for ``address`` (None: any)."""
+    if address is None:
+        return
+    connected = str(ray.get_runtime_context().gcs_address)
+    if not connected.endswith(f":{address[1]}"):
+        raise RayClusterError(
+            f"this process is already connected to the Ray at {connected}, not {address[0]}:{address[1]}"
+        )
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Environment variables set for the block (those the user set are kept), then as they were."""
+    before = {k: os.environ.get(k) for k in values}
+    for k, v in values.items():
+        os.environ.setdefault(k, v)
+    try:
+        yield
+    finally:
+        for k, old in before.items():
+            if old is None:
+                os.environ.pop(k, None)
 
 
 def _cluster(ray: Any, where: str) -> Cluster:
@@ -309,13 +343,14 @@ class _Merger:
         if self.progress and shards:
             self.progress(len(self.merged), len(self.work))
 
-    def resume(self) -> list[Work]:
-        """Merge the shards an earlier run left for this run's files; returns the files still to encode."""
-        found = [(i, shard_name(self.key, w)) for i, w in self.work.items()]
+    def resume(self, work: Sequence[Work]) -> list[Work]:
+        """Merge the shards already written for ``work`` (by an earlier run, or by a call whose answer
+        was lost with its worker); returns the files still to encode."""
+        found = [(w.entry.id, shard_name(self.key, w)) for w in work]
         found = [(i, name) for i, name in found if (self.folder / name).is_file()]
         for start in range(0, len(found), 64):
             self.merge(found[start : start + 64])
-        return [w for i, w in self.work.items() if i not in self.merged]
+        return [w for w in work if w.entry.id not in self.merged]
 
     def give_up(self, lost: Sequence[Work]) -> None:
         """Record files whose worker died every time it encoded them as failed."""
@@ -395,14 +430,16 @@ class RayIndexer(Indexer):
         merger.folder.mkdir(exist_ok=True)
         if progress:
             progress(0, len(work))
-        todo = merger.resume()
-        actors = self._placement[0]
-        size = max(1, min(self.batch_size, math.ceil(len(todo) / (actors * UNITS_PER_WORKER))))
+        todo = merger.resume(work)
+        actors, cpus, gpus, _ = self._placement
+        per_unit = self.batch_size * (int(cpus) if gpus else 1)  # a GPU actor's decoders start once per unit
+        size = max(1, min(per_unit, math.ceil(len(todo) / (actors * UNITS_PER_WORKER))))
         lost = self._run_job([todo[i : i + size] for i in range(0, len(todo), size)], merger, cancel)
         if lost and not self._stopped:
-            lost = self._run_job([[w] for w in lost], merger, cancel)  # alone: only the culprit is lost
+            # (Ray cannot always tell whether a call ran before its worker died: what it wrote is kept)
+            lost = self._run_job([[w] for w in merger.resume(lost)], merger, cancel)  # alone: only the culprit
         if not self._stopped:
-            merger.give_up(lost)
+            merger.give_up(merger.resume(lost))
         report.pending = len(work) - len(merger.merged)
         report.cancelled = report.pending > 0
         if not report.cancelled:

@@ -21,12 +21,13 @@ from fmn_core.cli import main
 from fmn_core.features.video import VideoFrontEndConfig
 from fmn_core.index.decoding import Decoded, DecodeJob, decode_item
 from fmn_core.index.identity import model_identity
+from fmn_core.index.indexer import Encoder
 from fmn_core.index.library import scan_library
 from fmn_core.index.location import INDEX_DIRNAME
-from fmn_core.index.plan import Work
-from fmn_core.index.ray_index import Cluster, RayIndexer, ray_cluster
+from fmn_core.index.plan import IndexReport, Work, plan_run
+from fmn_core.index.ray_index import Cluster, RayClusterError, RayIndexer, ray_cluster
 from fmn_core.index.retriever import Retriever
-from fmn_core.index.shards import SHARDS_DIRNAME, model_key, shard_name
+from fmn_core.index.shards import SHARDS_DIRNAME, ShardSink, merge_shards, model_key, read_shard, shard_name
 from fmn_core.index.store import Store
 from fmn_core.inference import FMNModel
 from fmn_core.manifest import read_manifest
@@ -131,6 +132,39 @@ def assert_same_index(a: dict[str, object], b: dict[str, object]) -> None:
     assert a["staged"] == b["staged"] == 0
 
 
+# First in the file: these two need no Ray session of this process to be running yet.
+
+
+def test_an_unreachable_cluster_fails_fast_and_writes_nothing(
+    tiny_corpus: Path, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lib = make_library(tiny_corpus, tmp_path / "lib", videos=1, speech=1)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.perf_counter()
+    assert main(["index", str(lib), "--model", str(model_dir), "--ray", f"127.0.0.1:{port}"]) == 2
+    assert time.perf_counter() - start < 10
+    err = capsys.readouterr().err.strip()
+    assert "cannot reach a Ray cluster at 127.0.0.1" in err and "ray start --head" in err and "\n" not in err
+    assert not (lib / INDEX_DIRNAME).exists()
+    assert main(["index", str(lib), "--ray", "ray://head:10001"]) == 2
+    assert "HOST:PORT" in capsys.readouterr().err
+
+
+def test_a_port_that_is_not_ray_fails_within_seconds() -> None:
+    with socket.socket() as s:  # something listens there, but it is not a Ray head node
+        s.bind(("0.0.0.0", 0))
+        s.listen()
+        start = time.perf_counter()
+        with (
+            pytest.raises(RayClusterError, match="cannot join the Ray cluster"),
+            ray_cluster(f"127.0.0.1:{s.getsockname()[1]}", timeout=3),
+        ):
+            pass
+    assert time.perf_counter() - start < 45  # Ray's three waits of 5 s, and importing it on a busy machine
+
+
 def test_a_ray_run_makes_the_index_a_local_run_makes(
     ray_session: Cluster, tiny_corpus: Path, recipe_corpus: Path, model_dir: Path, tmp_path: Path
 ) -> None:
@@ -166,21 +200,33 @@ def test_a_ray_run_makes_the_index_a_local_run_makes(
     assert_same_index(snapshot(local), snapshot(on_cluster))
 
 
-def test_an_unreachable_cluster_fails_fast_and_writes_nothing(
-    tiny_corpus: Path, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_shards_carry_what_a_local_run_commits(
+    tiny_corpus: Path, recipe_corpus: Path, model_dir: Path, tmp_path: Path
 ) -> None:
-    lib = make_library(tiny_corpus, tmp_path / "lib", videos=1, speech=1)
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    start = time.perf_counter()
-    assert main(["index", str(lib), "--model", str(model_dir), "--ray", f"127.0.0.1:{port}"]) == 2
-    assert time.perf_counter() - start < 10
-    err = capsys.readouterr().err.strip()
-    assert "cannot reach a Ray cluster at 127.0.0.1" in err and "ray start --head" in err and "\n" not in err
-    assert not (lib / INDEX_DIRNAME).exists()
-    assert main(["index", str(lib), "--ray", "ray://head:10001"]) == 2
-    assert "HOST:PORT" in capsys.readouterr().err
+    """No Ray: a worker's encoder writes shards here, and merging them makes the local run's index."""
+    local = make_library(tiny_corpus, tmp_path / "local", recipe=recipe_corpus)
+    sharded = tmp_path / "sharded"
+    shutil.copytree(local, sharded)
+    Retriever.open(local, model_dir, jobs=1).close()
+    model = FMNModel.load(model_dir)
+    with Store(sharded) as store:
+        store.attach_model(model_identity(model, store), model.net.memory.snapshot())
+        key, folder = model_key(store.model_identity() or {}), store.folder / SHARDS_DIRNAME
+        folder.mkdir()
+        report = IndexReport()
+        work, _, _ = plan_run(store.library, store.rows(), scan_library(sharded), report, model.video_frontend)
+        by_id = {w.entry.id: w for w in work}
+        sink = ShardSink(folder, store.library, key, by_id, report)
+        Encoder(model, jobs=1, batch_size=3).encode(sink, work, report)
+        assert sorted(i for i, _ in sink.written) == sorted(by_id) and report.gaps == []
+        shards = [read_shard(folder / name, key, by_id[i], store.library) for i, name in sink.written]
+        assert all(s is not None for s in shards)
+        merge_shards(store, [s for s in shards if s is not None])
+        first, name = sink.written[0]
+        changed = Work(by_id[first].entry, by_id[first].size + 1, by_id[first].mtime_ns, False)
+        assert read_shard(folder / name, key, changed, store.library) is None  # of another version of the file
+        assert not (folder / name).exists()  # which is deleted: never merged
+    assert_same_index(snapshot(local), snapshot(sharded))
 
 
 def _shard_path(library: Path, model_dir: Path, item_id: str) -> Path:
@@ -223,7 +269,7 @@ def test_a_worker_that_dies_has_its_share_retried(
     r = Retriever.open(lib, model_dir, indexer=on_ray(decode=dying_decode, batch_size=4, retries=1))
     r.close()
     log = decoded(lib)
-    assert log.count("die_once.wav") == 1 and "die_always.wav" not in log  # died once, then decoded on the retry
+    assert log.count("die_once.wav") == 1 and "die_always.wav" not in log, log  # died once, decoded on the retry
     failed = dict(r.report.failed)
     assert list(failed) == [f"{wav.parent.name}/die_always.wav"] and "a Ray worker died each time" in next(
         iter(failed.values())
@@ -279,3 +325,25 @@ def test_a_run_whose_driver_died_is_finished_by_the_next(
     with Store(lib) as store:
         assert store.count("ok") == 6 and len(store.rows()) == 6
     assert list((lib / INDEX_DIRNAME / SHARDS_DIRNAME).iterdir()) == []
+
+
+def test_the_ray_bench_stage_compares_worker_counts(ray_session: Cluster, model_dir: Path, tmp_path: Path) -> None:
+    from fmn_core.index.bench import _ray_lines
+    from fmn_core.index.bench_ray import bench_ray
+
+    figures = bench_ray(3, (1, 2), model_dir, tmp_path, log=lambda line: None, clip_seconds=1.0)
+    assert [r["workers"] for r in figures["runs"]] == [1, 2] and figures["clips"] == 3
+    assert all(r["clips_per_second"] > 0 for r in figures["runs"]) and figures["speedup"] > 0
+    assert "2 worker(s)" in "\n".join(_ray_lines(figures))
+
+
+def test_actors_go_on_gpus_where_the_cluster_has_them() -> None:
+    from fmn_core.index.ray_index import _placement
+
+    assert _placement(Cluster("local", 2, 0), None, "auto") == (2, 1.0, 0.0, "cpu")  # one CPU actor per core
+    assert _placement(Cluster("h:6379", 16, 0), 3, "auto") == (3, 1.0, 0.0, "cpu")
+    assert _placement(Cluster("h:6379", 32, 2), None, "auto") == (2, 8.0, 1.0, "cuda")  # its CPUs decode for it
+    assert _placement(Cluster("h:6379", 6, 2), None, "auto") == (2, 3.0, 1.0, "cuda")
+    assert _placement(Cluster("h:6379", 32, 2), None, "cpu") == (32, 1.0, 0.0, "cpu")
+    with pytest.raises(RayClusterError, match="no GPU"):
+        _placement(Cluster("local", 2, 0), None, "cuda")
