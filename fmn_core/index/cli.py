@@ -86,9 +86,12 @@ def _print_failures(report_failed: list[tuple[str, str]], show_all: bool) -> Non
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
+    from fmn_core.errors import FmnError
     from fmn_core.index.watch import LibraryWatcher
 
     # Looked at before indexing, so a file that arrives while the first run works is indexed next.
+    if args.workers is not None and args.ray is None:
+        raise FmnError("--workers is the number of Ray actors: give --ray local or --ray HOST:PORT with it")
     watcher = LibraryWatcher(args.library) if args.watch else None
     retriever = _open_on_ray(args) if args.ray is not None else _open(args, args.library)
     try:
@@ -305,15 +308,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--watch", action="store_true", help="then keep the index up to date as files come and go (Ctrl+C stops)"
     )
     p.add_argument("--interval", type=float, default=2.0, help="seconds between looks at the folder (default 2)")
-    p.add_argument(
-        "--ray", metavar="local|HOST:PORT", default=None,
-        help="decode and encode on Ray: `local` starts one on this machine's cores, HOST:PORT joins a cluster's "
-        "head node (library, index and model on storage every node sees at the same path; docs/ray.md)",
-    )  # fmt: skip
-    p.add_argument(
-        "--workers", type=_positive, default=None, metavar="N",
-        help="with --ray: actors encoding at once (default: one per GPU of the cluster, else one per CPU)",
-    )  # fmt: skip
+    _add_ray_args(p)
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser(
@@ -340,6 +335,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _add_model_args(p)
     p.set_defaults(func=_cmd_search)
 
+    _add_bench_parser(sub)
+
+
+def _add_ray_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ray", metavar="local|HOST:PORT", default=None,
+        help="decode and encode on Ray: `local` starts one on this machine's cores, HOST:PORT joins a cluster's "
+        "head node (library, index and model on storage every node sees at the same path; docs/ray.md)",
+    )  # fmt: skip
+    p.add_argument(
+        "--workers", type=_positive, default=None, metavar="N",
+        help="with --ray: actors encoding at once (default: one per GPU of the cluster, else one per CPU)",
+    )  # fmt: skip
+
+
+def _add_bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "bench",
         help="measure indexing, re-opening and search speed and memory",

@@ -92,8 +92,8 @@ def read_shard(path: Path, key: str, work: Work, library: Path) -> Shard | None:
     deleted: the file is encoded again. The row's path, label and transcript are taken from
     ``work`` (a manifest may have changed them since, without changing the file).
     """
-    try:
-        with np.load(path, allow_pickle=False) as z:
+    try:  # (opened here: np.load leaves a file it fails to read open)
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as z:
             header = json.loads(bytes(z["header"]).decode())
             fresh = (header["version"], header["model"], header["size"], header["mtime_ns"], header["row"]["id"]) == (
                 SHARD_VERSION, key, work.size, work.mtime_ns, work.entry.id

@@ -182,7 +182,10 @@ def test_a_ray_run_makes_the_index_a_local_run_makes(
     finally:
         r.close()
     assert_same_index(snapshot(local), snapshot(on_cluster))
-    assert sorted(decoded(on_cluster)).count("kitchen.mp4") >= 1
+    reopened = Retriever.open(on_cluster, model_dir, jobs=1)  # as the app opens it: nothing to do
+    reopened.close()
+    assert (reopened.report.encoded, reopened.report.unchanged) == (0, 7)
+    assert decoded(on_cluster).count("kitchen.mp4") >= 1  # the long video went through the workers too
     assert not any((on_cluster / INDEX_DIRNAME / SHARDS_DIRNAME).iterdir())  # every shard merged and removed
 
     # Files removed and added: the next Ray run follows them, as a local one does.
