@@ -434,10 +434,13 @@ class RayIndexer(Indexer):
         actors, cpus, gpus, _ = self._placement
         per_unit = self.batch_size * (int(cpus) if gpus else 1)  # a GPU actor's decoders start once per unit
         size = max(1, min(per_unit, math.ceil(len(todo) / (actors * UNITS_PER_WORKER))))
-        lost = self._run_job([todo[i : i + size] for i in range(0, len(todo), size)], merger, cancel)
+        lost = self._run_job([todo[i : i + size] for i in range(0, len(todo), size)], merger, cancel, depth=2)
         if lost and not self._stopped:
-            # (Ray cannot always tell whether a call ran before its worker died: what it wrote is kept)
-            lost = self._run_job([[w] for w in merger.resume(lost)], merger, cancel)  # alone: only the culprit
+            # Each alone, one call at a time per actor: a call queued behind the culprit's dies with
+            # its worker too. (Ray cannot always tell whether a call ran before its worker died:
+            # the shards it wrote are kept.)
+            log.info("a Ray worker died on every try of %d file(s): trying them one by one", len(lost))
+            lost = self._run_job([[w] for w in merger.resume(lost)], merger, cancel, depth=1)
         if not self._stopped:
             merger.give_up(merger.resume(lost))
         report.pending = len(work) - len(merger.merged)
@@ -462,9 +465,9 @@ class RayIndexer(Indexer):
             "decode": self.decode,
         }
 
-    def _run_job(self, units: list[list[Work]], merger: _Merger, cancel: Cancel | None) -> list[Work]:
-        """Run ``units`` on the cluster's actors, merging as shards come; returns the files of units
-        whose worker died on every try."""
+    def _run_job(self, units: list[list[Work]], merger: _Merger, cancel: Cancel | None, depth: int) -> list[Work]:
+        """Run ``units`` on the cluster's actors, ``depth`` calls in flight per actor, merging as
+        shards come; returns the files of units whose worker died on every try."""
         self._stopped = False
         if not units:
             return []
@@ -473,13 +476,13 @@ class RayIndexer(Indexer):
         remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=-1, max_task_retries=self.retries)
         actors = [remote(ShardWorker).remote(**self._worker_args(merger)) for _ in range(min(count, len(units)))]
         try:
-            return self._dispatch(ray, actors, units, merger, cancel)
+            return self._dispatch(ray, actors, units, merger, cancel, depth)
         finally:
             for actor in actors:
                 ray.kill(actor)  # their cores go back to the cluster now, not when this process ends
 
     def _dispatch(
-        self, ray: Any, actors: list[Any], units: list[list[Work]], merger: _Merger, cancel: Cancel | None
+        self, ray: Any, actors: list[Any], units: list[list[Work]], merger: _Merger, cancel: Cancel | None, depth: int
     ) -> list[Work]:
         pending = deque(units)
         inflight: dict[Any, tuple[Any, list[Work]]] = {}  # call -> (actor, unit)
@@ -489,9 +492,9 @@ class RayIndexer(Indexer):
                 unit = pending.popleft()
                 inflight[actor.encode.remote(json.dumps([_work_dict(w) for w in unit]))] = (actor, unit)
 
-        for actor in actors:  # two units each: one encoding, the next waiting, so no actor idles
-            submit(actor)
-            submit(actor)
+        for _ in range(depth):  # with 2: one unit encoding, the next waiting, so no actor idles
+            for actor in actors:
+                submit(actor)
         lost: list[Work] = []
         while inflight:
             [call], _ = ray.wait(list(inflight), num_returns=1)

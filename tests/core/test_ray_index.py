@@ -262,6 +262,7 @@ def test_a_half_written_shard_is_encoded_again(
     assert list(shard.parent.iterdir()) == []
 
 
+@pytest.mark.slow  # five workers die and start again
 def test_a_worker_that_dies_has_its_share_retried(
     ray_session: Cluster, tiny_corpus: Path, model_dir: Path, tmp_path: Path
 ) -> None:
