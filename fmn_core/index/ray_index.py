@@ -288,7 +288,10 @@ class ShardWorker:
             )
         model = FMNModel.load(model_path, device)
         if model.checkpoint_hash() != checkpoint:
-            raise FmnError(f"the model at {model_path} on the Ray node {node} is not the one the run was started with")
+            raise FmnError(
+                f"the model at {model_path} on the Ray node {node} is not the one the run was started with: "
+                "every node must see the same model file at that path"
+            )
         self.encoder = Encoder(model, jobs, batch_size, decode)
 
     def encode(self, unit: str) -> list[tuple[str, str, str]]:
@@ -537,11 +540,13 @@ def _placement(cluster: Cluster, workers: int | None, device: str) -> tuple[int,
 
 
 def _cause(e: BaseException) -> str:
-    """The first line of what went wrong on a worker, without Ray's wrapping."""
+    """What went wrong on a worker, without Ray's wrapping: the last error line of its traceback
+    (an FmnError's message alone, as it is meant for the user)."""
     text = str(e).strip()
     for line in reversed(text.splitlines()):
-        if "FmnError" in line or "Error:" in line:
-            return line.strip()
+        if "Error:" in line:
+            line = line.strip()
+            return line.split("FmnError: ", 1)[1] if "FmnError: " in line else line
     return text.splitlines()[0] if text else type(e).__name__
 
 

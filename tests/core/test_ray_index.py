@@ -356,3 +356,20 @@ def test_actors_go_on_gpus_where_the_cluster_has_them() -> None:
     assert _placement(Cluster("h:6379", 32, 2), None, "cpu") == (32, 1.0, 0.0, "cpu")
     with pytest.raises(RayClusterError, match="no GPU"):
         _placement(Cluster("local", 2, 0), None, "cuda")
+
+
+class _OtherModelOnTheNodes(RayIndexer):
+    """As if the nodes' model file at the model's path were another one."""
+
+    def _worker_args(self, merger: Any) -> dict[str, Any]:
+        return {**super()._worker_args(merger), "checkpoint": "0" * 32}
+
+
+def test_a_node_without_the_runs_model_stops_the_run_saying_so(
+    ray_session: Cluster, tiny_corpus: Path, model_dir: Path, tmp_path: Path
+) -> None:
+    lib = make_library(tiny_corpus, tmp_path / "lib", videos=1, speech=1)
+    with pytest.raises(RayClusterError, match="is not the one the run was started with"):
+        Retriever.open(lib, model_dir, indexer=lambda store, model: _OtherModelOnTheNodes(store, model, workers=1))
+    with Store(lib) as store:
+        assert store.count() == 0  # nothing merged; the next run with the right model starts afresh
