@@ -78,6 +78,16 @@ def _faiss() -> Check:
     return Check("faiss", True, f"{faiss.__version__} (approximate search in libraries of over 150,000 rows)")
 
 
+def _ray() -> Check:
+    from fmn_core.index.ray_index import load_ray
+
+    try:
+        ray = load_ray()
+    except Exception as e:  # not installed (its message says what to do), or a broken install
+        return Check("ray", False, f"{e}")
+    return Check("ray", True, f"{ray.__version__} (fmn index --ray local|HOST:PORT)")
+
+
 def _portaudio() -> Check:
     try:
         import sounddevice as sd
@@ -132,6 +142,7 @@ def run_checks(where: Path | None = None) -> list[Check]:
         _portaudio,
         _module("ctranslate2", "pip install ctranslate2 (the Whisper speech front ends)"),
         _faiss,
+        _ray,
         _speech_encoders,
         _tts,
         _disk(where or Path.cwd()),

@@ -5,11 +5,14 @@
   ``records``: its rows; ``location``: where it lives; ``identity``: which model it belongs to;
 - ``indexer``: incremental, parallel, crash-safe indexing; ``plan``: what a run has to do;
   ``decoding``: its worker processes; ``batches``: encoding and committing what they decode;
+- ``ray_index``: the same run with its encoding on Ray actors (``fmn index --ray``);
+  ``shards``: what they write, merged into the store;
 - ``retriever``: the :class:`Retriever` the CLI and the app search with; ``results``: what it
   gives back; ``ranking``: how it orders what it scores; ``moments``: windows and moments of long
   videos; ``library_memory``: the library's banks, their log and undo;
 - ``export``: search results as JSON, CSV or a playlist; ``watch``: following a folder;
-- ``bench`` and ``synthetic``: speed and memory figures, on synthetic libraries where needed;
+- ``bench`` (with ``bench_ann``, ``bench_ray``) and ``synthetic``: speed and memory figures, on
+  synthetic libraries where needed;
 - ``cli``: the commands.
 
 Names are imported on first use: ``fmn`` builds its parser from ``fmn_core.index.cli`` for every

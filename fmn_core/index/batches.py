@@ -10,8 +10,10 @@ video and memory does not grow with the video's length.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -25,11 +27,37 @@ from fmn_core.index.plan import IndexReport, Work
 from fmn_core.index.records import ItemRecord, StoredItem, WindowFeatures
 
 if TYPE_CHECKING:
-    from fmn_core.index.store import Store
     from fmn_core.inference import FMNModel
 
 
 log = logging.getLogger(__name__)
+
+
+class ItemSink(Protocol):
+    """Where encoded files go: the library's :class:`~fmn_core.index.store.Store`, or a Ray
+    worker's shards (``index.shards``), which a Ray run merges into the store."""
+
+    library: Path
+
+    def write_items(self, records: Sequence[ItemRecord]) -> None:
+        """Commit finished items; a long video takes its staged windows with it."""
+
+    def stage_windows(self, item_id: str, stretch: WindowFeatures) -> None:
+        """Keep a stretch of a long video's windows until its item is written."""
+
+    def drop_staged(self, item_ids: Iterable[str]) -> None:
+        """Forget the staged windows of videos that will not be finished."""
+
+
+def tally(report: IndexReport, work: dict[str, Work], records: Sequence[ItemRecord]) -> None:
+    """Count committed records in ``report``: added or re-encoded, and the failed ones with why."""
+    for r in records:
+        if work[r.row.id].is_new:
+            report.added += 1
+        else:
+            report.updated += 1
+        if r.row.status == "failed":
+            report.failed.append((r.row.id, r.row.reason or ""))
 
 
 @dataclass
@@ -51,7 +79,7 @@ class Batch:
 
     encode_windows = 32  # windows encoded together (normalised float clips are 4x the uint8 ones)
 
-    def __init__(self, store: Store, model: FMNModel, work: dict[str, Work], report: IndexReport) -> None:
+    def __init__(self, store: ItemSink, model: FMNModel, work: dict[str, Work], report: IndexReport) -> None:
         self.store = store
         self.model = model
         self.work = work
@@ -143,14 +171,7 @@ class Batch:
         if not records:
             return 0
         self.store.write_items(records)
-        for r in records:
-            w = self.work[r.row.id]
-            if w.is_new:
-                self.report.added += 1
-            else:
-                self.report.updated += 1
-            if r.row.status == "failed":
-                self.report.failed.append((r.row.id, r.row.reason or ""))
+        tally(self.report, self.work, records)
         self.items = {"video": [], "speech": []}
         self.failed = []
         self.finished = []
@@ -198,4 +219,4 @@ class Batch:
         return ItemRecord(row, d.preview, raw, vec)
 
 
-__all__ = ["Batch"]
+__all__ = ["Batch", "ItemSink", "tally"]

@@ -17,6 +17,7 @@ Figures (each in the JSON and the table):
   run in a fresh process so that its peak memory (the indexing process's and its largest
   decoding worker's) is its own; and a spoken query's moments over 100 hours of indexed windows
   (synthetic vectors, as above);
+- indexing on a local Ray with 1 and 2 workers, the same rendered clips (``index.bench_ray``);
 - peak resident memory of the process after each stage (``resource.getrusage``).
 
 The shipped model is used when present, else a random model of the default configuration (the
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fmn_core.errors import FmnError
 from fmn_core.eval.latency import encode_latency
 from fmn_core.index.identity import model_identity
 from fmn_core.index.indexer import Indexer
@@ -49,6 +51,7 @@ from fmn_core.index.retriever import Retriever
 from fmn_core.index.store import Store
 from fmn_core.index.synthetic import (
     build_synthetic_library,
+    render_clips,
     speech_wav,
     synthetic_retriever,
 )
@@ -77,6 +80,8 @@ class BenchConfig:
     moment_hours: float = 100.0  # indexed video a moment query searches (windows at the model's hop)
     moment_queries: int = 30
     ann_sizes: tuple[int, ...] = (1_000_000,)  # vectors the approximate search index is measured over
+    ray_clips: int = 500  # rendered clips indexed on a local Ray (0: skip the stage)
+    ray_workers: tuple[int, ...] = (1, 2)  # Ray workers compared on them
     seed: int = 0
 
     @classmethod
@@ -88,6 +93,7 @@ class BenchConfig:
             moment_hours=1.0,
             moment_queries=5,
             ann_sizes=(20_000,),
+            ray_clips=8,
         )  # fmt: skip
 
     def with_sizes(self, sizes: Sequence[int]) -> BenchConfig:
@@ -108,7 +114,6 @@ class BenchResult:
     def table(self) -> str:
         """The figures as a readable table."""
         d = self.data
-        ix, ro = d["indexing"], d["reopen"]
         lines = [
             f"model: {d['model']}",
             f"machine: {d['machine']['cpus']} CPUs, torch {d['machine']['torch_threads']} threads, "
@@ -116,18 +121,9 @@ class BenchResult:
             "",
             "| what | figure |",
             "| --- | --- |",
-            f"| indexing, {ix['clips']} x {ix['clip_seconds']:.0f} s clips ({ix['jobs']} decoding processes) "
-            f"| {ix['clips_per_second']:.2f} clips/s ({ix['seconds']:.1f} s from a cold start"
-            + (
-                f"; {ix['steady_clips_per_second']:.2f} clips/s after the first batch"
-                if ix["steady_clips_per_second"]
-                else ""
-            )
-            + ") |",
-            f"| re-open a {ro['items']}-item library (median of {ro['repeats']}) | {ro['seconds_median']:.3f} s "
-            f"(model load {ro['model_load_seconds']:.3f} s) |",
+            *_indexing_lines(d),
         ]
-        for q in d["query"]:
+        for q in d.get("query", []):
             lines.append(
                 f"| speech query -> top 10 of {q['size']:,} videos, end to end, {q['threads']} torch thread(s) "
                 f"| p50 {q['p50_ms']:.1f} ms, "
@@ -170,8 +166,50 @@ class BenchResult:
                 f"(exact scan {a['exact_scan']['p50_ms']:.1f} ms); end to end p50 {a['end_to_end']['p50_ms']:.1f} ms, "
                 f"p95 {a['end_to_end']['p95_ms']:.1f} ms |"
             )
+        lines += _ray_lines(d.get("ray"))
         lines.append(f"| peak memory (max RSS) | {d['peak_rss_mib']:.0f} MiB |")
         return "\n".join(lines)
+
+
+def _indexing_lines(d: dict[str, Any]) -> list[str]:
+    """Table rows of the local indexing and re-opening stages (those that ran)."""
+    lines = []
+    ix, ro = d.get("indexing"), d.get("reopen")
+    if ix:
+        steady = ix["steady_clips_per_second"]
+        lines.append(
+            f"| indexing, {ix['clips']} x {ix['clip_seconds']:.0f} s clips ({ix['jobs']} decoding processes) "
+            f"| {ix['clips_per_second']:.2f} clips/s ({ix['seconds']:.1f} s from a cold start"
+            + (f"; {steady:.2f} clips/s after the first batch" if steady else "")
+            + ") |"
+        )
+    if ro:
+        lines.append(
+            f"| re-open a {ro['items']}-item library (median of {ro['repeats']}) | {ro['seconds_median']:.3f} s "
+            f"(model load {ro['model_load_seconds']:.3f} s) |"
+        )
+    return lines
+
+
+def _ray_lines(ray: dict[str, Any] | None) -> list[str]:
+    """Table rows of the `ray` stage."""
+    if not ray:
+        return []
+    lines = []
+    for run in ray["runs"]:
+        steady = run["steady_clips_per_second"]
+        lines.append(
+            f"| indexing on a local Ray ({ray['cpus']} CPUs), {ray['clips']} x {ray['clip_seconds']:.0f} s clips, "
+            f"{run['workers']} worker(s) | {run['clips_per_second']:.2f} clips/s ({run['seconds']:.1f} s"
+            + (f"; {steady:.2f} clips/s once its workers are up" if steady else "")
+            + ") |"
+        )
+    steady_speedup = f", {ray['steady_speedup']:.2f}x once up" if ray["steady_speedup"] else ""
+    lines.append(
+        f"| ... most workers against one | {ray['speedup']:.2f}x{steady_speedup} "
+        f"(Ray itself started in {ray['ray_start_seconds']:.1f} s) |"
+    )
+    return lines
 
 
 def _rss_mib() -> float:
@@ -201,15 +239,9 @@ def _load_model(model: str | os.PathLike[str] | None, work: Path, log: Log) -> t
 
 def bench_indexing(cfg: BenchConfig, model: FMNModel, work: Path, log: Log) -> dict[str, Any]:
     """Render clips into a fresh library and time indexing them."""
-    from fmn_core.corpus.video import RenderSettings, write_clip
-    from fmn_core.corpus.vocabulary import DEFAULT_CLASSES
-
     library = work / "clips"
-    settings = RenderSettings(min_seconds=cfg.clip_seconds, max_seconds=cfg.clip_seconds)
     log(f"rendering {cfg.clips} clips of {cfg.clip_seconds:.0f} s ...")
-    for i in range(cfg.clips):
-        key = DEFAULT_CLASSES[i % len(DEFAULT_CLASSES)]
-        write_clip(key, cfg.seed + i, library / key / f"{key}_{i:03d}.mp4", settings)
+    render_clips(library, cfg.clips, cfg.clip_seconds, cfg.seed)
     store = Store(library)
     store.attach_model(model_identity(model, store), model.net.memory.snapshot())
     indexer = Indexer(store, model, jobs=cfg.jobs)
@@ -433,8 +465,39 @@ def bench_moments(cfg: BenchConfig, model_path: Path, model: FMNModel, work: Pat
     return {"indexing": runs, "query": query}
 
 
-def run_bench(cfg: BenchConfig, model: str | os.PathLike[str] | None = None, log: Log = print) -> BenchResult:
-    """Measure everything in ``cfg``; see the module docstring."""
+def _bench_ann(cfg: BenchConfig, model: FMNModel, work: Path, log: Log) -> list[dict[str, Any]] | None:
+    if not cfg.ann_sizes:
+        return None
+    from fmn_core.index.bench_ann import bench_ann
+
+    return bench_ann(cfg.ann_sizes, model, work, log)
+
+
+def _bench_ray(cfg: BenchConfig, model_path: Path, work: Path, log: Log) -> dict[str, Any] | None:
+    if not cfg.ray_clips:
+        return None
+    from fmn_core.index.bench_ray import bench_ray  # imports Ray: only when the stage runs
+
+    return bench_ray(cfg.ray_clips, cfg.ray_workers, model_path, work, log, cfg.clip_seconds, cfg.seed)
+
+
+STAGES = ("indexing", "reopen", "query", "encode", "scan", "moments", "ann", "ray")
+
+
+def run_bench(
+    cfg: BenchConfig,
+    model: str | os.PathLike[str] | None = None,
+    log: Log = print,
+    only: Sequence[str] | None = None,
+) -> BenchResult:
+    """Measure everything in ``cfg`` (the stages of :data:`STAGES`, or those in ``only``); see the module docstring.
+
+    Raises:
+        FmnError: ``only`` names a stage there is not.
+    """
+    unknown = sorted(set(only or ()) - set(STAGES))
+    if unknown:
+        raise FmnError(f"no bench stage {', '.join(unknown)}; the stages are {', '.join(STAGES)}")
     with tempfile.TemporaryDirectory(prefix="fmn-bench-") as tmp:
         work = Path(tmp)
         fmn, model_path, description = _load_model(model, work, log)
@@ -450,18 +513,21 @@ def run_bench(cfg: BenchConfig, model: str | os.PathLike[str] | None = None, log
             },
             "config": dataclasses.asdict(cfg),
         }
-        data["indexing"] = bench_indexing(cfg, fmn, work, log)
-        data["reopen"] = bench_reopen(cfg, model_path, fmn, work, log)
-        data["query"] = bench_queries(cfg, fmn, work, log)
-        data["encode"] = bench_encoding(cfg, model_path, fmn, log)
-        data["scan"] = bench_scan(cfg, work, log)
-        data["moments"] = bench_moments(cfg, model_path, fmn, work, log)
-        if cfg.ann_sizes:
-            from fmn_core.index.bench_ann import bench_ann
-
-            data["ann"] = bench_ann(cfg.ann_sizes, fmn, work, log)
+        stages: dict[str, Callable[[], Any]] = {
+            "indexing": lambda: bench_indexing(cfg, fmn, work, log),
+            "reopen": lambda: bench_reopen(cfg, model_path, fmn, work, log),
+            "query": lambda: bench_queries(cfg, fmn, work, log),
+            "encode": lambda: bench_encoding(cfg, model_path, fmn, log),
+            "scan": lambda: bench_scan(cfg, work, log),
+            "moments": lambda: bench_moments(cfg, model_path, fmn, work, log),
+            "ann": lambda: _bench_ann(cfg, fmn, work, log),
+            "ray": lambda: _bench_ray(cfg, model_path, work, log),
+        }
+        for name, stage in stages.items():
+            if only is None or name in only:
+                data[name] = stage()
         data["peak_rss_mib"] = _rss_mib()
     return BenchResult(data)
 
 
-__all__ = ["BenchConfig", "BenchResult", "run_bench"]
+__all__ = ["STAGES", "BenchConfig", "BenchResult", "run_bench"]

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from fmn_core.index.plan import IndexReport
     from fmn_core.index.results import SearchResult
     from fmn_core.index.retriever import Retriever
+    from fmn_core.index.store import Store
     from fmn_core.index.watch import LibraryWatcher
+    from fmn_core.inference import FMNModel
 
 _FAILED_SHOWN = 20  # failures listed without --report
 
@@ -55,8 +57,24 @@ def _open(args: argparse.Namespace, library: Path) -> Retriever:
     from fmn_core.index.retriever import Retriever
 
     return Retriever.open(
-        library, _model_for(library, args.model), progress=_progress("index"), device=args.device, jobs=args.jobs
-    )
+        library, _model_for(library, args.model), progress=_progress("index"), device=args.device or "cpu",
+        jobs=args.jobs,
+    )  # fmt: skip
+
+
+def _open_on_ray(args: argparse.Namespace) -> Retriever:
+    """Index on Ray (joined before the index is opened: a cluster that cannot be reached leaves nothing written)."""
+    from fmn_core.index.ray_index import RayIndexer, ray_cluster
+    from fmn_core.index.retriever import Retriever
+
+    def on_ray(store: Store, model: FMNModel) -> RayIndexer:
+        return RayIndexer(store, model, args.ray, args.workers, device=args.device or "auto")
+
+    with ray_cluster(args.ray, cpus=args.jobs) as cluster:
+        print(f"indexing on {cluster.describe()}", file=sys.stderr, flush=True)
+        return Retriever.open(
+            args.library, _model_for(args.library, args.model), progress=_progress("index"), indexer=on_ray
+        )
 
 
 def _print_failures(report_failed: list[tuple[str, str]], show_all: bool) -> None:
@@ -68,11 +86,14 @@ def _print_failures(report_failed: list[tuple[str, str]], show_all: bool) -> Non
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
+    from fmn_core.errors import FmnError
     from fmn_core.index.watch import LibraryWatcher
 
     # Looked at before indexing, so a file that arrives while the first run works is indexed next.
+    if args.workers is not None and args.ray is None:
+        raise FmnError("--workers is the number of Ray actors: give --ray local or --ray HOST:PORT with it")
     watcher = LibraryWatcher(args.library) if args.watch else None
-    retriever = _open(args, args.library)
+    retriever = _open_on_ray(args) if args.ray is not None else _open(args, args.library)
     try:
         report: IndexReport = retriever.report
         items = retriever.items()
@@ -221,7 +242,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         cfg = cfg.with_sizes(args.sizes)
     if args.ann_sizes is not None:
         cfg = dataclasses.replace(cfg, ann_sizes=tuple(args.ann_sizes))
-    result = run_bench(cfg, model=args.model, log=lambda line: print(line, file=sys.stderr, flush=True))
+    if args.ray_clips is not None:
+        cfg = dataclasses.replace(cfg, ray_clips=args.ray_clips)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    result = run_bench(cfg, model=args.model, log=log, only=args.only)
     print(result.table())
     if args.json is not None:
         result.write_json(args.json)
@@ -241,6 +265,16 @@ def _size(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
@@ -248,8 +282,13 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="model folder or file (default: the one the library was indexed with, else the shipped model)",
     )
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto")
-    p.add_argument("--jobs", type=int, default=None, help="decoding processes while indexing (default: all cores)")
+    p.add_argument(
+        "--device", default=None, help="cpu (default; with --ray: GPUs where the cluster has them), cuda or auto"
+    )
+    p.add_argument(
+        "--jobs", type=int, default=None,
+        help="decoding processes while indexing (default: all cores); with --ray local: the CPUs Ray gets",
+    )  # fmt: skip
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -269,6 +308,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--watch", action="store_true", help="then keep the index up to date as files come and go (Ctrl+C stops)"
     )
     p.add_argument("--interval", type=float, default=2.0, help="seconds between looks at the folder (default 2)")
+    _add_ray_args(p)
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser(
@@ -295,11 +335,28 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     _add_model_args(p)
     p.set_defaults(func=_cmd_search)
 
+    _add_bench_parser(sub)
+
+
+def _add_ray_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ray", metavar="local|HOST:PORT", default=None,
+        help="decode and encode on Ray: `local` starts one on this machine's cores, HOST:PORT joins a cluster's "
+        "head node (library, index and model on storage every node sees at the same path; docs/ray.md)",
+    )  # fmt: skip
+    p.add_argument(
+        "--workers", type=_positive, default=None, metavar="N",
+        help="with --ray: actors encoding at once (default: one per GPU of the cluster, else one per CPU)",
+    )  # fmt: skip
+
+
+def _add_bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "bench",
         help="measure indexing, re-opening and search speed and memory",
         description="Indexing throughput (4 s rendered clips), re-opening a 10k-item index, speech-query "
-        "latency end to end at several library sizes (synthetic vectors for the large ones), peak memory. "
+        "latency end to end at several library sizes (synthetic vectors for the large ones), indexing on a local "
+        "Ray with 1 and 2 workers, peak memory. "
         "Uses the shipped model when present, else a random model of the default configuration.",
     )
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to this JSON file")
@@ -307,6 +364,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--ann-sizes", type=_size, nargs="*", metavar="N",
         help="vectors the approximate search graph is measured over (default 1M; none: skip the stage)",
+    )  # fmt: skip
+    p.add_argument(
+        "--ray-clips", type=int, default=None, metavar="N",
+        help="rendered clips indexed on a local Ray with 1 and 2 workers (default 500; 0: skip the stage)",
+    )  # fmt: skip
+    p.add_argument(
+        "--only", nargs="+", metavar="STAGE",
+        help="run only these stages, e.g. `--only ray` (an unknown name lists them)",
     )  # fmt: skip
     p.add_argument("--quick", action="store_true", help="fewer clips, sizes and repeats (a smoke test)")
     p.add_argument("--model", type=Path, default=None, help="model folder or file (default: the shipped model)")

@@ -26,7 +26,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
-from fmn_core.index.batches import Batch
+from fmn_core.index.batches import Batch, ItemSink
 from fmn_core.index.decoding import (
     Decoded,
     DecodeJob,
@@ -59,12 +59,12 @@ Cancel = Callable[[], bool]
 # -- the run ---------------------------------------------------------------------------------------
 
 
-class Indexer:
-    """Indexes a library into its store with a model.
+class Encoder:
+    """Decodes and encodes files with a model, committing each batch to a sink: the library's
+    store, or (on a Ray worker) the shards a Ray run merges into it.
 
     Args:
-        store: the library's index.
-        model: encodes the decoded files (its identity must already be attached to the store).
+        model: encodes the decoded files.
         jobs: decoding processes (default: all cores; 1 decodes in this process).
         batch_size: files encoded and committed together.
         decode: turns a file into encoder input (tests replace it; it must be a module-level
@@ -73,58 +73,38 @@ class Indexer:
 
     def __init__(
         self,
-        store: Store,
         model: FMNModel,
         jobs: int | None = None,
         batch_size: int = 8,
         decode: Callable[[DecodeJob], Decoded] = decode_item,
     ) -> None:
-        self.store = store
         self.model = model
         self.jobs = max(1, jobs if jobs is not None else os.cpu_count() or 1)
         self.batch_size = max(1, batch_size)
         self.decode = decode
 
-    def run(
+    def encode(
         self,
-        entries: Sequence[LibraryEntry] | None = None,
+        sink: ItemSink,
+        work: list[Work],
+        report: IndexReport,
         progress: Progress | None = None,
         cancel: Cancel | None = None,
-    ) -> IndexReport:
-        """Bring the index up to date with ``entries`` (default: :func:`scan_library`).
+    ) -> None:
+        """Decode, encode and commit ``work`` to ``sink``; what was done goes into ``report``.
 
         Args:
-            entries: the library's files.
-            progress: called as ``progress(done, total)`` with the work encoded so far out of the
-                work to do, first with ``done = 0``; a clip or a speech file is one unit, a long
-                video one unit per stretch of windows.
-            cancel: polled between files; True stops the run after committing what is finished.
-
-        Returns:
-            What was done; failed files are listed in it, never raised.
+            sink: where each batch is committed, a long video's staged windows too.
+            work: the files to encode (:func:`~fmn_core.index.plan.plan_run`).
+            report: gets the files added, updated, failed and still pending.
+            progress: ``progress(done, total)`` in units of work (a file, or a stretch of a long
+                video), first with ``done = 0``.
+            cancel: polled between files; True stops after committing what is finished.
         """
-        start = time.perf_counter()
-        library = self.store.library
-        entries = scan_library(library) if entries is None else entries
-        report = IndexReport(total=len(entries))
-        rows = self.store.rows()
-        work, touched, missing = plan_run(library, rows, entries, report, self.model.video_frontend)
-        gone = set(rows) - {e.id for e in entries}
-        if touched or gone or missing:
-            with self.store.transaction():
-                self.store.update_files(touched)
-                self.store.delete_items(gone)
-                self.store.write_items(missing)
-        report.removed = len(gone)
-        report.failed.extend((r.row.id, r.row.reason or "") for r in missing)
-        self.store.drop_staged(w.entry.id for w in work)  # windows a killed run staged for these videos
         jobs = self._jobs_for(work)
         if progress:
             progress(0, len(jobs))
-        self._encode_all(work, jobs, report, progress, cancel)
-        report.seconds = time.perf_counter() - start
-        log.debug("indexed %s: %s", library, report.summary())
-        return report
+        self._encode_all(sink, work, jobs, report, progress, cancel)
 
     def _jobs_for(self, work: Sequence[Work]) -> list[DecodeJob]:
         """One job per file; a long video one per stretch of :data:`WINDOW_CHUNK` windows."""
@@ -158,13 +138,14 @@ class Indexer:
 
     def _encode_all(
         self,
+        sink: ItemSink,
         work: list[Work],
         jobs: list[DecodeJob],
         report: IndexReport,
         progress: Progress | None,
         cancel: Cancel | None,
     ) -> None:
-        batch = Batch(self.store, self.model, {w.entry.id: w for w in work}, report)
+        batch = Batch(sink, self.model, {w.entry.id: w for w in work}, report)
         done = units = 0
         for decoded in self._decoded(jobs, cancel):
             batch.add(decoded)
@@ -244,4 +225,72 @@ class Indexer:
                 return decoded_for(job, reason=f"{job.path}: the decoder crashed on this file (corrupt or unsupported)")
 
 
-__all__ = ["WINDOW_CHUNK", "Cancel", "Indexer", "Progress"]
+class Indexer(Encoder):
+    """Indexes a library into its store with a model.
+
+    Args:
+        store: the library's index.
+        model: encodes the decoded files (its identity must already be attached to the store).
+        jobs: decoding processes (default: all cores; 1 decodes in this process).
+        batch_size: files encoded and committed together.
+        decode: turns a file into encoder input (tests replace it; it must be a module-level
+            function, as worker processes import it by name).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        model: FMNModel,
+        jobs: int | None = None,
+        batch_size: int = 8,
+        decode: Callable[[DecodeJob], Decoded] = decode_item,
+    ) -> None:
+        super().__init__(model, jobs, batch_size, decode)
+        self.store = store
+
+    def run(
+        self,
+        entries: Sequence[LibraryEntry] | None = None,
+        progress: Progress | None = None,
+        cancel: Cancel | None = None,
+    ) -> IndexReport:
+        """Bring the index up to date with ``entries`` (default: :func:`scan_library`).
+
+        Args:
+            entries: the library's files.
+            progress: called as ``progress(done, total)`` with the work encoded so far out of the
+                work to do, first with ``done = 0``; a clip or a speech file is one unit, a long
+                video one unit per stretch of windows.
+            cancel: polled between files; True stops the run after committing what is finished.
+
+        Returns:
+            What was done; failed files are listed in it, never raised.
+        """
+        start = time.perf_counter()
+        library = self.store.library
+        entries = scan_library(library) if entries is None else entries
+        report = IndexReport(total=len(entries))
+        rows = self.store.rows()
+        work, touched, missing = plan_run(library, rows, entries, report, self.model.video_frontend)
+        gone = set(rows) - {e.id for e in entries}
+        if touched or gone or missing:
+            with self.store.transaction():
+                self.store.update_files(touched)
+                self.store.delete_items(gone)
+                self.store.write_items(missing)
+        report.removed = len(gone)
+        report.failed.extend((r.row.id, r.row.reason or "") for r in missing)
+        self.store.drop_staged(w.entry.id for w in work)  # windows a killed run staged for these videos
+        self._encode_work(work, report, progress, cancel)
+        report.seconds = time.perf_counter() - start
+        log.debug("indexed %s: %s", library, report.summary())
+        return report
+
+    def _encode_work(
+        self, work: list[Work], report: IndexReport, progress: Progress | None, cancel: Cancel | None
+    ) -> None:
+        """Encode what the plan found to do, into the store (a Ray run does it on a cluster)."""
+        self.encode(self.store, work, report, progress, cancel)
+
+
+__all__ = ["WINDOW_CHUNK", "Cancel", "Encoder", "Indexer", "Progress"]

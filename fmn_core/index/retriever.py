@@ -28,7 +28,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -131,6 +131,7 @@ class Retriever:
         device: str = "cpu",
         jobs: int | None = None,
         entries: Sequence[LibraryEntry] | None = None,
+        indexer: Callable[[Store, FMNModel], Indexer] | None = None,
     ) -> Retriever:
         """Open a library's index and bring it up to date (indexing what is new or changed).
 
@@ -145,6 +146,8 @@ class Retriever:
             jobs: decoding processes for indexing (default: all cores).
             entries: the library's files when the caller has scanned it already (default:
                 :func:`~fmn_core.index.library.scan_library`).
+            indexer: makes the indexer that brings the index up to date (default: a local
+                :class:`~fmn_core.index.indexer.Indexer` with ``jobs``; e.g. one that encodes on Ray).
 
         Raises:
             FmnError: no model there, a damaged index, an invalid manifest or no media.
@@ -162,7 +165,8 @@ class Retriever:
                         raise LibraryIndexError(f"{store.path}: stored memory banks do not fit the model: {e}") from e
             if fmn.path is not None and store.get_meta("model_path") != str(fmn.path.resolve()):
                 store.set_meta("model_path", str(fmn.path.resolve()))  # for `fmn search` without --model
-            report = Indexer(store, fmn, jobs).run(entries, progress=progress, cancel=cancel)
+            run = indexer(store, fmn) if indexer is not None else Indexer(store, fmn, jobs)
+            report = run.run(entries, progress=progress, cancel=cancel)
         except BaseException:
             store.close()
             raise

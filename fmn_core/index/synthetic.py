@@ -132,6 +132,18 @@ def synthetic_retriever(
     return r
 
 
+def render_clips(folder: Path, n: int, seconds: float = 4.0, seed: int = 0) -> None:
+    """``n`` rendered cooking clips of ``seconds`` (the corpus renderer, 320x240) in ``folder/<class>/``,
+    the classes taken in turn: what the indexing benchmarks index."""
+    from fmn_core.corpus.video import RenderSettings, write_clip
+    from fmn_core.corpus.vocabulary import DEFAULT_CLASSES
+
+    settings = RenderSettings(min_seconds=seconds, max_seconds=seconds)
+    for i in range(n):
+        key = DEFAULT_CLASSES[i % len(DEFAULT_CLASSES)]
+        write_clip(key, seed + i, folder / key / f"{key}_{i:03d}.mp4", settings)
+
+
 def speech_wav(path: Path, seconds: float = 1.5, seed: int = 0) -> Path:
     """A speech-like test file: a voiced, syllable-modulated harmonic signal with noise, 16 kHz."""
     from fmn_core.media.audio_io import SAMPLE_RATE, write_wav
@@ -147,4 +159,4 @@ def speech_wav(path: Path, seconds: float = 1.5, seed: int = 0) -> Path:
     return path
 
 
-__all__ = ["build_synthetic_library", "speech_wav", "synthetic_retriever"]
+__all__ = ["build_synthetic_library", "render_clips", "speech_wav", "synthetic_retriever"]

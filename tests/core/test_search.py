@@ -259,6 +259,7 @@ def test_bench_runs_and_reports(tmp_path: Path, model_dir: Path, monkeypatch: py
         small_recipe=True,
         moment_hours=0.5,
         moment_queries=2,
+        ray_clips=0,  # the Ray stage is measured in tests/core/test_ray_index.py, on its shared Ray
     )
     result = run_bench(cfg, model=model_dir, log=lambda line: None)
     d = result.data
