@@ -80,10 +80,11 @@ class Dist:
         if not self.active:
             return module
         # No device_ids even on a GPU: DDP would move the inputs itself, and the LSTM's lengths must
-        # stay on the CPU. Buffers are synced only where they are running statistics (batch norm).
+        # stay on the CPU. Buffers (rank 0's at the start) are synced before each forward only where
+        # they are running statistics (batch norm): the memory banks do not change while training.
         has_running_stats = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
         return nn.parallel.DistributedDataParallel(
-            module, find_unused_parameters=find_unused_parameters, broadcast_buffers=has_running_stats
+            module, find_unused_parameters=find_unused_parameters, forward_sync_buffers=has_running_stats
         )
 
     def gather(self, x: torch.Tensor, n: int) -> torch.Tensor:

@@ -189,21 +189,29 @@ def _train_epoch(run: _StageRun, epoch: int) -> dict[str, float]:
     batches = pk_batches(run.speech.labels, run.video.labels, cfg, generator, run.weights)
     for step, (s_idx, v_idx) in enumerate(batches):
         done = epoch * run.steps_per_epoch + step
-        loss, speaker_loss = _batch_loss(run, s_idx, v_idx, generator, done)
+        loss, speaker_loss = _step(run, s_idx, v_idx, generator, done)
         if speaker_loss is not None:
             adversary, n_adversary = adversary + speaker_loss, n_adversary + 1
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
-        torch.nn.utils.clip_grad_norm_(run.params, 5.0)  # LSTMs on short batches can spike
-        run.optimizer.step()
-        run.scheduler.step()
-        running, n = running + float(loss.detach()), n + 1
+        running, n = running + loss, n + 1
         if run.progress:
-            run.progress(done + 1, run.total, f"fmn epoch {epoch + 1}/{cfg.epochs} loss {float(loss.detach()):.3f}")
+            run.progress(done + 1, run.total, f"fmn epoch {epoch + 1}/{cfg.epochs} loss {loss:.3f}")
     entry = {"epoch": epoch + 1, "loss": running / max(1, n)}  # the adversary's term included
     if n_adversary:
         entry["speaker_ce"] = adversary / n_adversary
     return entry
+
+
+def _step(
+    run: _StageRun, s_idx: torch.Tensor, v_idx: torch.Tensor, generator: torch.Generator, done: int
+) -> tuple[float, float | None]:
+    """One optimizer step on a batch (see ``_batch_loss``); returns its loss and the speaker head's term in it."""
+    loss, speaker_loss = _batch_loss(run, s_idx, v_idx, generator, done)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
+    torch.nn.utils.clip_grad_norm_(run.params, 5.0)  # LSTMs on short batches can spike
+    run.optimizer.step()
+    run.scheduler.step()
+    return float(loss.detach()), speaker_loss
 
 
 def _batch_loss(
