@@ -1,4 +1,4 @@
-"""Training under torchrun: two gloo processes take one process's step, and `fmn train` runs, checkpoints and resumes."""
+"""Training under torchrun: two gloo processes take one process's step, and `fmn train` checkpoints and resumes."""
 
 from __future__ import annotations
 
