@@ -221,6 +221,13 @@ class _Run:
         progress = self.progress
         return (lambda done, total: progress(stage, done, total, "")) if progress else None
 
+    @property
+    def shared_jobs(self) -> int | None:
+        """Decoding processes when every rank decodes at once: by default, its share of the machine's cores."""
+        if self.jobs or not self.dist.active:
+            return self.jobs
+        return max(1, (os.cpu_count() or 1) // self.dist.local_world)
+
     def steps(self, stage: str) -> Callable[[int, int, str], None] | None:
         """The (step, total, message) progress of one stage's training."""
         progress = self.progress
@@ -238,9 +245,7 @@ def _plan(
 ) -> _Run:
     """Read the manifest and fix the classes and the network's settings from it (see ``train`` for what raises)."""
     device, dist = where
-    if dist.active:  # the ranks of a machine share its cores, and rank 0 alone reports
-        jobs = jobs or max(1, (os.cpu_count() or 1) // dist.local_world)
-        progress = progress if dist.is_main else None
+    progress = progress if dist.is_main else None  # rank 0 alone reports
     manifest = read_manifest(manifest_path)
     if cfg.fmn_stage.speed_perturb and 1.0 not in cfg.fmn_stage.speed_perturb:
         raise FmnError("speed_perturb must include 1.0 (the speech as recorded)")
@@ -337,7 +342,7 @@ def _train_stage1(
     decoded = {}
     for split in ("train", "val") if run.dist.is_main else ("train",):  # rank 0 alone validates
         decoded[split] = decode_videos(
-            run.manifest, run.rows["video", split], store, run.jobs, run.bar(f"decode {split} videos")
+            run.manifest, run.rows["video", split], store, run.shared_jobs, run.bar(f"decode {split} videos")
         )
         run.failures += decoded[split].failures
 
@@ -400,7 +405,9 @@ def _no_videos(run: _Run) -> VideoSet:
 
 def _video_set(run: _Run, encoder: VideoEncoder, split: str) -> VideoSet:
     """The raw I3D features of one split's videos that have a class (validation: not the background)."""
-    dv = decode_videos(run.manifest, run.rows["video", split], run.fe, run.jobs, run.bar(f"features {split} videos"))
+    dv = decode_videos(
+        run.manifest, run.rows["video", split], run.fe, run.shared_jobs, run.bar(f"features {split} videos")
+    )
     run.failures += [f for f in dv.failures if f.id not in {x.id for x in run.failures}]
     with torch.no_grad():
         clips = [normalize_clip(c) for c in dv.items]
@@ -419,8 +426,10 @@ def _speech_set(run: _Run, speech_fe: SpeechFrontEndConfig, split: str) -> Speec
     """The front-end frames of one split's utterances that have a class (training's also at every speed)."""
     fe_name = "MFCC" if speech_fe.kind == "mfcc" else speech_fe.kind
     speeds = run.cfg.fmn_stage.speed_perturb if split == "train" else ()
+    # Rank 0 computes the frames while the others wait for its cache (``_frozen_features``): every core is its.
+    jobs = run.jobs if run.dist.is_main else run.shared_jobs
     ds = decode_speech(
-        run.manifest, run.rows["speech", split], speech_fe, run.jobs, run.bar(f"{fe_name} {split} speech"), speeds,
+        run.manifest, run.rows["speech", split], speech_fe, jobs, run.bar(f"{fe_name} {split} speech"), speeds,
         run.work,
     )  # fmt: skip
     run.failures += ds.failures
