@@ -16,9 +16,11 @@ from fmn_core.progress import StageBars, progress_bar
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
+    import logging
 
     from fmn_core.inference import resolve_device
     from fmn_core.models.i3d import I3D_FULL
+    from fmn_core.training.distributed import joined
     from fmn_core.training.fmn_stage_config import FMNStageConfig
     from fmn_core.training.train import train
     from fmn_core.training.train_config import DEFAULT_FRONT_END, TrainConfig
@@ -28,16 +30,23 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig.for_front_end(
         args.front_end or DEFAULT_FRONT_END,
         video_stage=VideoStageConfig(epochs=args.video_epochs),
-        fmn_stage=FMNStageConfig(epochs=args.epochs),
+        fmn_stage=FMNStageConfig(epochs=args.epochs, fill_pairs=args.memory_pairs),
         seed=args.seed,
     )
     if args.i3d == "full":
         cfg = dataclasses.replace(cfg, fmn=dataclasses.replace(cfg.fmn, video=I3D_FULL))
-    print(f"training on {device}; work files in {args.out / 'work'}", file=sys.stderr)
-    report = train(
-        args.manifest, args.out, cfg, device, args.jobs, StageBars(), not args.no_resume, args.kinetics,
-        args.video_encoder_from,
-    )  # fmt: skip
+    with joined(device) as dist:  # a process group when torchrun started this process, else nothing
+        if not dist.is_main:
+            logging.getLogger().setLevel(logging.WARNING)  # rank 0 tells the story
+        else:
+            on = f"{dist.world} processes ({dist.device.type})" if dist.active else str(dist.device)
+            print(f"training on {on}; work files in {args.out / 'work'}", file=sys.stderr)
+        report = train(
+            args.manifest, args.out, cfg, dist.device, args.jobs, StageBars() if dist.is_main else None,
+            not args.no_resume, args.kinetics, args.video_encoder_from, dist,
+        )  # fmt: skip
+    if not report.main:
+        return 0
     choice = report.memory["choice"]
     print(f"wrote {args.out}/model.safetensors ({report.counts['classes']} classes)")
     print(
@@ -191,13 +200,23 @@ def _add_train_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="Stage 1 trains the I3D on the training videos, stage 2 the speech branch, heads and "
         "memory banks; the validation split chooses the epochs, T2, the memory readout and averaging and the "
         "score combination. "
-        "Stopped runs resume from OUT/work.",
+        "Stopped runs resume from OUT/work. "
+        "Under torchrun (torchrun --nproc_per_node N -m fmn_core.cli train ...) the N processes share each "
+        "batch (DistributedDataParallel: NCCL on GPUs, gloo on CPUs) and rank 0 writes OUT.",
     )
     p.add_argument("--manifest", type=Path, required=True, help="manifest with train/val/test splits")
     p.add_argument("--out", type=Path, required=True, help="model folder to write")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--video-epochs", type=int, default=20, help="stage-1 epochs (I3D)")
     p.add_argument("--epochs", type=int, default=60, help="stage-2 epochs (speech encoder, heads)")
+    p.add_argument(
+        "--memory-pairs",
+        type=int,
+        default=4000,
+        metavar="N",
+        help="training pairs replayed into the memory banks for each setting validation tries (default 4000; "
+        "fewer for a quick trial run)",
+    )
     p.add_argument(
         "--front-end",
         metavar="KIND",

@@ -194,7 +194,8 @@ def _write_speech_cache(path: Path, decoded: Decoded, rows: Sequence[ManifestRow
         for k, t in enumerate(versions):
             tensors[f"{index[row.id]}/{k}"] = t.to(torch.float16).contiguous()
     failures = [asdict(f) for f in decoded.failures]
-    tmp = path.with_suffix(".tmp")
+    # A name of this process's own: the ranks of a distributed run may each write the cache.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(tmp), metadata={"failures": json.dumps(failures), "rows": str(len(rows))})
     tmp.replace(path)  # atomic: a killed run leaves no half cache

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from fmn_core.features.audio import collate_speech
-from fmn_core.losses import TripletRankingLoss, reverse_gradient
 from fmn_core.models.fmn import FeatureMemoryNetwork
+from fmn_core.training.distributed import SINGLE, Dist, DistributedError
 from fmn_core.training.fmn_batches import SpeechSet, VideoSet, pk_batches, spec_augment
+from fmn_core.training.fmn_loss import BatchLoss
 from fmn_core.training.fmn_stage_config import FMNStageConfig, Progress
 from fmn_core.training.fmn_validation import _validate
 
@@ -44,12 +44,13 @@ class _StageRun:
     params: list[torch.nn.Parameter]  # what the optimizer trains: the network's and the heads'
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    triplet: TripletRankingLoss
-    classifier: torch.nn.Module | None  # the auxiliary speech classifier: training only, never saved
-    speaker_head: torch.nn.Module | None  # the adversarial speaker classifier (``_speaker_head``)
-    speaker_ids: torch.Tensor  # (N,) the training items' speakers for that head, -1 for none
+    # The network and its training-only heads as one module whose forward is a batch's loss
+    # (``BatchLoss``), in DistributedDataParallel when distributed.
+    loss: torch.nn.Module
+    speaker_ids: torch.Tensor | None  # (N,) the training items' speakers for the speaker head, -1 for none
     steps_per_epoch: int
     weights: torch.Tensor | None  # (N,) speaker-balanced sampling weights of the training speech
+    dist: Dist
 
     @property
     def total(self) -> int:
@@ -79,6 +80,7 @@ def train_fmn_stage(
     progress: Progress | None = None,
     resume: tuple[int, list[dict[str, float]], dict[str, torch.Tensor] | None] | None = None,
     on_epoch_end: EpochEnd | None = None,
+    dist: Dist = SINGLE,
 ) -> tuple[FeatureMemoryNetwork, list[dict[str, float]]]:
     """Train the speech branch, projections and fusion head; keep the best validation epoch.
 
@@ -93,17 +95,21 @@ def train_fmn_stage(
         resume: (epochs done, their history, the best state so far) of an interrupted run whose
             last state ``model`` holds; the optimizer's moments start afresh.
         on_epoch_end: called after each epoch with (epochs done, history, best state), to checkpoint.
+        dist: this process's place in a distributed run: every rank draws the same batches and
+            encodes its share of each; rank 0 alone validates, chooses and calls ``on_epoch_end``.
 
     Returns:
-        The model at its best epoch, in eval mode, and the per-epoch history.
+        The model at its best epoch, in eval mode, and the per-epoch history (on ranks other than
+        0: the last epoch's weights, no history).
     """
     start_epoch, history, best_state = resume or (0, [], None)
-    run = _start(model, train, cfg, device, seed, progress, start_epoch)
+    run = _start(model, train, cfg, (device, dist), seed, progress, start_epoch)
     selection = _Selection(list(history), _best_of(history), best_state)
     has_val = len(val[0].labels) > 0 and len(val[1].labels) > 0
     for epoch in range(start_epoch, cfg.epochs):
         entry = _train_epoch(run, epoch)
-        _end_epoch(run, selection, epoch, entry, val if has_val else None, on_epoch_end)
+        if dist.is_main:  # the others go on to the next epoch, and wait for rank 0 at its first step
+            _end_epoch(run, selection, epoch, entry, val if has_val else None, on_epoch_end)
     if selection.averaged is not None and has_val:
         _judge_average(run, selection, selection.averaged, val, on_epoch_end)
     if selection.best_state is not None:
@@ -115,13 +121,18 @@ def _start(
     model: FeatureMemoryNetwork,
     train: tuple[VideoSet, SpeechSet],
     cfg: FMNStageConfig,
-    device: torch.device,
+    where: tuple[torch.device, Dist],
     seed: int,
     progress: Progress | None,
     start_epoch: int,
 ) -> _StageRun:
-    """The network on ``device`` with its training-only heads, optimizer and schedule (past ``start_epoch``)."""
+    """The network on the device with its training-only heads, optimizer and schedule (past ``start_epoch``).
+
+    Raises:
+        DistributedError: a batch has fewer speech clips than there are ranks to share them.
+    """
     video_train, speech_train = train
+    device, dist = where
     model.to(device)
     params = [p for name, p in model.named_parameters() if not name.startswith(("video_encoder.", "combiner."))]
     classifier = None  # the auxiliary speech classifier: training only, never saved
@@ -134,13 +145,20 @@ def _start(
     if speaker_head is not None:
         params += list(speaker_head.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    triplet = TripletRankingLoss(cfg.margin, cfg.hard_negatives)
-    steps_per_epoch = len(pk_batches(speech_train.labels, video_train.labels, cfg, torch.Generator().manual_seed(seed)))
-    scheduler = _one_cycle(optimizer, cfg, cfg.epochs * steps_per_epoch, start_epoch * steps_per_epoch)
+    batches = pk_batches(speech_train.labels, video_train.labels, cfg, torch.Generator().manual_seed(seed))
+    if len(batches[0][0]) < dist.world:
+        raise DistributedError(
+            f"a batch of {len(batches[0][0])} speech clips cannot be shared by {dist.world} processes: "
+            "start fewer processes per batch (torchrun --nproc_per_node)"
+        )
+    scheduler = _one_cycle(optimizer, cfg, cfg.epochs * len(batches), start_epoch * len(batches))
     weights = speech_train.speaker_weights() if cfg.balance_speakers else None
+    # The combiner never trains here, and the speaker head sits out batches without a known
+    # speaker: DDP must look for the parameters a step did not use.
+    loss = dist.wrap(BatchLoss(model, classifier, speaker_head, cfg, dist), find_unused_parameters=True)
     return _StageRun(
-        model, video_train, speech_train, cfg, device, seed, progress, params, optimizer, scheduler, triplet,
-        classifier, speaker_head, speaker_ids, steps_per_epoch, weights,
+        model, video_train, speech_train, cfg, device, seed, progress, params, optimizer, scheduler, loss,
+        speaker_ids if speaker_head is not None else None, len(batches), weights, dist,
     )  # fmt: skip
 
 
@@ -163,28 +181,37 @@ def _train_epoch(run: _StageRun, epoch: int) -> dict[str, float]:
     # as a straight run; the optimizer's moments and the training-only heads start afresh, so its
     # weights are close to, not identical with, those of a straight run.
     generator = torch.Generator().manual_seed(run.seed * 1009 + epoch)
-    torch.manual_seed(run.seed * 1009 + epoch)  # dropout
-    run.model.train()
+    # Dropout: each rank masks its own clips with masks of its own (rank 0's are a single process's).
+    torch.manual_seed(run.seed * 1009 + epoch + 7919 * run.dist.rank)
+    run.loss.train()  # the network and its heads
     running, n = 0.0, 0
     adversary, n_adversary = 0.0, 0  # the speaker head's loss: near ln(speakers) when it cannot tell them apart
     batches = pk_batches(run.speech.labels, run.video.labels, cfg, generator, run.weights)
     for step, (s_idx, v_idx) in enumerate(batches):
         done = epoch * run.steps_per_epoch + step
-        loss, speaker_loss = _batch_loss(run, s_idx, v_idx, generator, done)
+        loss, speaker_loss = _step(run, s_idx, v_idx, generator, done)
         if speaker_loss is not None:
             adversary, n_adversary = adversary + speaker_loss, n_adversary + 1
-        run.optimizer.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
-        torch.nn.utils.clip_grad_norm_(run.params, 5.0)  # LSTMs on short batches can spike
-        run.optimizer.step()
-        run.scheduler.step()
-        running, n = running + float(loss.detach()), n + 1
+        running, n = running + loss, n + 1
         if run.progress:
-            run.progress(done + 1, run.total, f"fmn epoch {epoch + 1}/{cfg.epochs} loss {float(loss.detach()):.3f}")
+            run.progress(done + 1, run.total, f"fmn epoch {epoch + 1}/{cfg.epochs} loss {loss:.3f}")
     entry = {"epoch": epoch + 1, "loss": running / max(1, n)}  # the adversary's term included
     if n_adversary:
         entry["speaker_ce"] = adversary / n_adversary
     return entry
+
+
+def _step(
+    run: _StageRun, s_idx: torch.Tensor, v_idx: torch.Tensor, generator: torch.Generator, done: int
+) -> tuple[float, float | None]:
+    """One optimizer step on a batch (see ``_batch_loss``); returns its loss and the speaker head's term in it."""
+    loss, speaker_loss = _batch_loss(run, s_idx, v_idx, generator, done)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
+    torch.nn.utils.clip_grad_norm_(run.params, 5.0)  # LSTMs on short batches can spike
+    run.optimizer.step()
+    run.scheduler.step()
+    return float(loss.detach()), speaker_loss
 
 
 def _batch_loss(
@@ -198,43 +225,19 @@ def _batch_loss(
         generator: the epoch's generator (speed versions and SpecAugment masks).
         done: steps of the run before this one.
     """
-    cfg, model, device = run.cfg, run.model, run.device
-    x, lengths = collate_speech([spec_augment(run.speech.pick(i, generator), cfg, generator) for i in s_idx.tolist()])
-    a_raw = model.speech_features(x.to(device), lengths)
+    cfg, device = run.cfg, run.device
+    # Every rank draws the versions and masks of the whole batch, so that its generator stays in
+    # step with the others' (and with a single process's); it encodes only its share.
+    items = [spec_augment(run.speech.pick(i, generator), cfg, generator) for i in s_idx.tolist()]
+    x, lengths = collate_speech(items[run.dist.share(len(items))])
     v_raw = run.video.feats[v_idx].to(device)
-    a, v = model.project_speech(a_raw), model.project_video(v_raw)
-    s_lab, v_lab = run.speech.labels[s_idx].to(device), run.video.labels[v_idx].to(device)
-    loss = run.triplet(v, a, v_lab, s_lab)
-    if run.classifier is not None:
-        # a is unit-length: the scale lets the softmax become confident, as in cosine classifiers
-        loss = loss + cfg.class_weight * F.cross_entropy(16.0 * run.classifier(a), s_lab)
-    speaker_loss = _speaker_loss(run, a, s_idx, done)
-    if speaker_loss is not None:
-        loss = loss + cfg.speaker_adversarial * speaker_loss
-    if cfg.bce_weight > 0:
-        logits = model.fusion.pairwise_logit(v, a)  # (Bv, Ba)
-        target = (v_lab[:, None] == s_lab[None, :]).float()
-        pos_weight = (target.numel() - target.sum()) / target.sum().clamp(min=1)  # balance 1 : (P - 1)
-        loss = loss + cfg.bce_weight * F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
-    return loss, None if speaker_loss is None else float(speaker_loss.detach())
-
-
-def _speaker_loss(run: _StageRun, a: torch.Tensor, s_idx: torch.Tensor, done: int) -> torch.Tensor | None:
-    """The speaker head's cross-entropy on a batch's projected speech ``a`` (B, E), through gradient reversal.
-
-    None without a head, or when no item of the batch has a known speaker.
-    """
-    if run.speaker_head is None:
-        return None
+    labels = (run.speech.labels[s_idx].to(device), run.video.labels[v_idx].to(device))
     # The reversal grows from 0 to 1 (Ganin's schedule), so that early on the speaker
     # head can learn to tell voices apart before the encoder is asked to hide them.
     ramp = 2 / (1 + math.exp(-10 * done / run.total)) - 1
-    spk = run.speaker_ids[s_idx]
-    known = spk >= 0  # items without a speaker take no part (a batch of none would give NaN)
-    if not bool(known.any()):  # tested on the CPU: no wait for the device on every step
-        return None
-    logits = run.speaker_head(reverse_gradient(a[known.to(run.device)], ramp))
-    return F.cross_entropy(logits, spk[known].to(run.device))
+    speakers = run.speaker_ids[s_idx] if run.speaker_ids is not None else None
+    loss, speaker_loss = run.loss(x.to(device), lengths, v_raw, labels, speakers, ramp)
+    return loss, None if speaker_loss is None else float(speaker_loss.detach())
 
 
 def _end_epoch(

@@ -9,6 +9,10 @@
 Work in progress lives in ``OUT/work``: the frozen I3D and every stage-2 epoch are checkpointed
 there, so a run that is stopped starts again where it was (same manifest and settings). Rows that
 cannot be decoded are skipped and listed at the end; they never stop training.
+
+Under torchrun (``distributed``) every rank decodes the data and trains both stages on its share of
+each batch; rank 0 alone validates, reads and writes the work checkpoints (sending what it read to
+the others), chooses the memory and writes the model, so ``OUT`` need only be where rank 0 runs.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +42,7 @@ from fmn_core.models.fmn import FeatureMemoryNetwork, FMNConfig, create_fmn
 from fmn_core.models.i3d import VideoEncoder, create_i3d, load_kinetics_i3d, read_kinetics_state_dict
 from fmn_core.splits import speaker_of
 from fmn_core.training.data import Failure, decode_speech, decode_videos
+from fmn_core.training.distributed import SINGLE, Dist
 from fmn_core.training.fmn_batches import SpeechSet, VideoSet
 from fmn_core.training.fmn_memory import MemoryChoice, choose_memory
 from fmn_core.training.fmn_stage import train_fmn_stage
@@ -60,6 +66,8 @@ class TrainReport:
     fmn_history: list[dict[str, float]]
     memory: dict[str, Any]
     counts: dict[str, int]
+    # False on the ranks other than 0 of a distributed run: rank 0 wrote the model and has the figures.
+    main: bool = True
 
 
 def _fingerprint(*parts: object) -> str:
@@ -134,6 +142,7 @@ def train(
     resume: bool = True,
     kinetics_checkpoint: str | Path | None = None,
     video_encoder_from: str | Path | None = None,
+    dist: Dist = SINGLE,
 ) -> TrainReport:
     """Train an FMN on a manifest's train split (val chooses; test is never read).
 
@@ -151,6 +160,7 @@ def train(
         video_encoder_from: a trained model whose frozen I3D replaces stage 1 (same classes and
             video settings): for a new speech front end on the same videos. What that I3D saw is
             added to the new model's record, so ``fmn eval`` flags test items it trained on.
+        dist: this process's place in a torchrun run (``distributed.joined``); ``device`` is then its own.
 
     Raises:
         FmnError: a manifest without splits, or with no class that has both training videos and speech.
@@ -161,10 +171,12 @@ def train(
     out_dir = Path(out_dir)
     work = out_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
-    run = _plan(manifest_path, cfg, work, device, jobs, progress, resume)
+    run = _plan(manifest_path, cfg, work, (device, dist), jobs, progress, resume)
     encoder, video_history, fp_video, inherited_ids = _stage1_video(run, kinetics_checkpoint, video_encoder_from)
     video_sets, speech_sets, speech_fe = _frozen_features(run, encoder)
     net, fmn_history = _stage2_fmn(run, fp_video, video_sets, speech_sets)
+    if not dist.is_main:  # rank 0 alone chooses the memory and writes the model
+        return TrainReport(out_dir, run.failures, run.seconds, [], [], {}, {}, main=False)
     choice, memory_state, learned = _memory_settings(run, net, video_sets, speech_sets)
     final, final_cfg = _final_network(run, net, encoder, choice, memory_state, learned)
     counts = {f"{m}_{s}": len(v) for (m, s), v in run.rows.items()}
@@ -198,6 +210,7 @@ class _Run:
     jobs: int | None
     progress: Progress | None
     resume: bool
+    dist: Dist
     seconds: dict[str, float] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     # Stages taken from work checkpoints: their time is the one recorded there.
@@ -207,6 +220,13 @@ class _Run:
         """The (done, total) progress of one stage's decoding."""
         progress = self.progress
         return (lambda done, total: progress(stage, done, total, "")) if progress else None
+
+    @property
+    def shared_jobs(self) -> int | None:
+        """Decoding processes when every rank decodes at once: by default, its share of the machine's cores."""
+        if self.jobs or not self.dist.active:
+            return self.jobs
+        return max(1, (os.cpu_count() or 1) // self.dist.local_world)
 
     def steps(self, stage: str) -> Callable[[int, int, str], None] | None:
         """The (step, total, message) progress of one stage's training."""
@@ -218,12 +238,14 @@ def _plan(
     manifest_path: str | Path,
     cfg: TrainConfig,
     work: Path,
-    device: torch.device,
+    where: tuple[torch.device, Dist],
     jobs: int | None,
     progress: Progress | None,
     resume: bool,
 ) -> _Run:
     """Read the manifest and fix the classes and the network's settings from it (see ``train`` for what raises)."""
+    device, dist = where
+    progress = progress if dist.is_main else None  # rank 0 alone reports
     manifest = read_manifest(manifest_path)
     if cfg.fmn_stage.speed_perturb and 1.0 not in cfg.fmn_stage.speed_perturb:
         raise FmnError("speed_perturb must include 1.0 (the speech as recorded)")
@@ -246,7 +268,7 @@ def _plan(
     )
     fe = dataclasses.replace(cfg.video_frontend, frames=fmn_cfg.video.input_frames, size=fmn_cfg.video.input_size)
     return _Run(cfg, manifest_path, manifest, manifest_hash, rows, classes, class_ids, fmn_cfg, fe, work, device, jobs,
-                progress, resume)  # fmt: skip
+                progress, resume, dist)  # fmt: skip
 
 
 def _stage1_video(
@@ -276,14 +298,13 @@ def _stage1_video(
         video_rows, run.classes, run.fmn_cfg.video, fe, cfg.video_stage, cfg.seed, str(kinetics_checkpoint),
         str(video_encoder_from),
     )  # fmt: skip
-    saved = _load_state(run.work / "video_encoder.safetensors", fp_video) if run.resume else None
-    inherited_ids: list[str] = []  # items the borrowed I3D trained or validated on
-    if video_encoder_from is not None:
-        saved, inherited_ids = _borrow_video_encoder(video_encoder_from, run.classes, run.fmn_cfg, fe)
-        log.info("stage 1: the frozen I3D of %s", video_encoder_from)
-    if saved is not None:
-        encoder.load_state_dict(saved[0])
-        video_history = saved[1]["history"]
+    # Rank 0 reads, and the others take its weights: OUT need not be on a filesystem they see.
+    saved, inherited_ids = _saved_stage1(run, fp_video, video_encoder_from) if run.dist.is_main else (None, [])
+    if run.dist.broadcast_ints([saved is not None])[0]:
+        if saved is not None:
+            encoder.load_state_dict(saved[0])
+        run.dist.broadcast_module(encoder.to(run.device))
+        video_history = saved[1]["history"] if saved is not None else []
         run.reused.append("stage1_video")
         log.info("stage 1: reusing the trained video encoder in %s", run.work)
     else:
@@ -291,6 +312,21 @@ def _stage1_video(
     encoder.eval().to(run.device)
     run.seconds["stage1_video"] = saved[1].get("seconds", 0.0) if saved is not None else time.perf_counter() - t0
     return encoder, video_history, fp_video, inherited_ids
+
+
+def _saved_stage1(
+    run: _Run, fp_video: str, video_encoder_from: str | Path | None
+) -> tuple[tuple[dict[str, torch.Tensor], dict[str, Any]] | None, list[str]]:
+    """A trained I3D to take instead of stage 1 (another model's, or this run's work checkpoint), or None.
+
+    Returns:
+        Its (weights, stage-1 record), and the items a borrowed I3D trained or validated on.
+    """
+    if video_encoder_from is not None:
+        borrowed, inherited_ids = _borrow_video_encoder(video_encoder_from, run.classes, run.fmn_cfg, run.fe)
+        log.info("stage 1: the frozen I3D of %s", video_encoder_from)
+        return borrowed, inherited_ids
+    return (_load_state(run.work / "video_encoder.safetensors", fp_video) if run.resume else None), []
 
 
 def _train_stage1(
@@ -304,27 +340,31 @@ def _train_stage1(
         size=round(fe.size * cfg.video_stage.store_margin),
     )
     decoded = {}
-    for split in ("train", "val"):
+    for split in ("train", "val") if run.dist.is_main else ("train",):  # rank 0 alone validates
         decoded[split] = decode_videos(
-            run.manifest, run.rows["video", split], store, run.jobs, run.bar(f"decode {split} videos")
+            run.manifest, run.rows["video", split], store, run.shared_jobs, run.bar(f"decode {split} videos")
         )
         run.failures += decoded[split].failures
 
     def stack(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        items = decoded[split].items
+        part = decoded.get(split)
+        items = part.items if part else []
         clips = (
             torch.stack(items)
             if items
             else torch.zeros((0, 3, store.frames, store.size, store.size), dtype=torch.uint8)
         )
-        return clips, _labels(decoded[split].rows, run.class_ids)
+        return clips, _labels(part.rows if part else [], run.class_ids)
 
     train_v, val_v = stack("train"), stack("val")
     keep = train_v[1] >= 0
+    run.dist.check_same("training videos", [len(train_v[1]), int(train_v[1].sum())])
     encoder, video_history = train_video_encoder(
         encoder, (train_v[0][keep], train_v[1][keep]), (val_v[0][val_v[1] >= 0], val_v[1][val_v[1] >= 0]),
-        cfg.video_stage, fe.frames, fe.size, run.device, cfg.seed, run.steps("stage 1 (I3D)"),
+        cfg.video_stage, fe.frames, fe.size, run.device, cfg.seed, run.steps("stage 1 (I3D)"), run.dist,
     )  # fmt: skip
+    if not run.dist.is_main:
+        return encoder, video_history
     _save_state(
         run.work / "video_encoder.safetensors",
         encoder.state_dict(),
@@ -346,15 +386,28 @@ def _frozen_features(
     video_sets: dict[str, VideoSet] = {}
     speech_sets: dict[str, SpeechSet] = {}
     for split in ("train", "val"):
-        video_sets[split] = _video_set(run, encoder, split)
-        speech_sets[split] = _speech_set(run, speech_fe, split)
+        needed = split == "train" or run.dist.is_main  # rank 0 alone validates
+        video_sets[split] = _video_set(run, encoder, split) if needed else _no_videos(run)
+        # Rank 0 first: it caches the speech frames in OUT/work, where the others read them if they see it.
+        with run.dist.main_first():
+            speech_sets[split] = _speech_set(run, speech_fe, split) if needed else SpeechSet([], _labels([], {}), [])
+    video, speech = video_sets["train"], speech_sets["train"]
+    run.dist.check_same(
+        "training data", [len(video.labels), int(video.labels.sum()), len(speech.labels), int(speech.labels.sum())]
+    )
     run.seconds["features"] = time.perf_counter() - t0
     return video_sets, speech_sets, speech_fe
 
 
+def _no_videos(run: _Run) -> VideoSet:
+    return VideoSet(torch.zeros(0, run.fmn_cfg.video.feature_dim), _labels([], run.class_ids))
+
+
 def _video_set(run: _Run, encoder: VideoEncoder, split: str) -> VideoSet:
     """The raw I3D features of one split's videos that have a class (validation: not the background)."""
-    dv = decode_videos(run.manifest, run.rows["video", split], run.fe, run.jobs, run.bar(f"features {split} videos"))
+    dv = decode_videos(
+        run.manifest, run.rows["video", split], run.fe, run.shared_jobs, run.bar(f"features {split} videos")
+    )
     run.failures += [f for f in dv.failures if f.id not in {x.id for x in run.failures}]
     with torch.no_grad():
         clips = [normalize_clip(c) for c in dv.items]
@@ -373,8 +426,10 @@ def _speech_set(run: _Run, speech_fe: SpeechFrontEndConfig, split: str) -> Speec
     """The front-end frames of one split's utterances that have a class (training's also at every speed)."""
     fe_name = "MFCC" if speech_fe.kind == "mfcc" else speech_fe.kind
     speeds = run.cfg.fmn_stage.speed_perturb if split == "train" else ()
+    # Rank 0 computes the frames while the others wait for its cache (``_frozen_features``): every core is its.
+    jobs = run.jobs if run.dist.is_main else run.shared_jobs
     ds = decode_speech(
-        run.manifest, run.rows["speech", split], speech_fe, run.jobs, run.bar(f"{fe_name} {split} speech"), speeds,
+        run.manifest, run.rows["speech", split], speech_fe, jobs, run.bar(f"{fe_name} {split} speech"), speeds,
         run.work,
     )  # fmt: skip
     run.failures += ds.failures
@@ -401,17 +456,22 @@ def _stage2_fmn(
         fp_video, run.manifest_hash, *_stage2_settings(run.fmn_cfg, cfg.fmn_stage), cfg.speech_frontend
     )
     ckpt = run.work / "fmn_stage.safetensors"
-    saved = _load_state(ckpt, fp_fmn) if run.resume else None
+    saved = _load_state(ckpt, fp_fmn) if run.resume and run.dist.is_main else None
     start_epoch, earlier = 0, 0.0
     history: list[dict[str, float]] = []
     best_state: dict[str, torch.Tensor] | None = None
     if saved is not None:
         tensors, meta = saved
         earlier = meta.get("seconds", 0.0)
-        run.reused.append("stage2_fmn")
         net.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("last.")})
         best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
         start_epoch, history = meta["epoch"], meta["history"]
+    # Rank 0 read the checkpoint; the others take its epoch and weights (the history and the best
+    # state are rank 0's alone: it validates and chooses).
+    start_epoch = run.dist.broadcast_ints([start_epoch])[0]
+    if start_epoch:
+        run.dist.broadcast_module(net.to(run.device))
+        run.reused.append("stage2_fmn")
         log.info("stage 2: resuming after epoch %d", start_epoch)
 
     def checkpoint(epoch: int, hist: list[dict[str, float]], best: dict[str, torch.Tensor]) -> None:
@@ -422,7 +482,7 @@ def _stage2_fmn(
     net, fmn_history = train_fmn_stage(
         net, (video_sets["train"], speech_sets["train"]), (video_sets["val"], speech_sets["val"]), cfg.fmn_stage,
         run.device, cfg.seed, run.steps("stage 2 (FMN)"),
-        resume=(start_epoch, history, best_state) if saved is not None else None, on_epoch_end=checkpoint,
+        resume=(start_epoch, history, best_state) if start_epoch else None, on_epoch_end=checkpoint, dist=run.dist,
     )  # fmt: skip
     run.seconds["stage2_fmn"] = earlier + time.perf_counter() - t0
     return net, fmn_history
