@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -68,24 +69,26 @@ def _qt() -> Check:
     return Check("Qt", True, f"PySide6 {PySide6.__version__} with QtMultimedia")
 
 
+def _loaded(name: str, load: Callable[[], Any], use: str) -> Check:
+    """A package the core imports only when a run needs it, through its loader (whose error says
+    what to install)."""
+    try:
+        module = load()
+    except Exception as e:  # not installed, or a broken install
+        return Check(name, False, f"{e}")
+    return Check(name, True, f"{module.__version__} ({use})")
+
+
 def _faiss() -> Check:
     from fmn_core.index.ann import load_faiss
 
-    try:
-        faiss = load_faiss()
-    except Exception as e:
-        return Check("faiss", False, f"{e}")
-    return Check("faiss", True, f"{faiss.__version__} (approximate search in libraries of over 150,000 rows)")
+    return _loaded("faiss", load_faiss, "approximate search in libraries of over 150,000 rows")
 
 
 def _ray() -> Check:
     from fmn_core.index.ray_index import load_ray
 
-    try:
-        ray = load_ray()
-    except Exception as e:  # not installed (its message says what to do), or a broken install
-        return Check("ray", False, f"{e}")
-    return Check("ray", True, f"{ray.__version__} (fmn index --ray local|HOST:PORT)")
+    return _loaded("ray", load_ray, "fmn index --ray local|HOST:PORT")
 
 
 def _portaudio() -> Check:

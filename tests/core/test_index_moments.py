@@ -32,14 +32,18 @@ SMALL = FMNConfig(speech=SpeechEncoderConfig(hidden=32, frame_stack=3), embed_di
 RECIPE_IDS = ["recipes/recipe_000.mp4", "recipes/recipe_001.mp4"]
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random model whose windows (2 s every 1 s) make the short test recipes long videos."""
+def save_windowed_model(folder: Path) -> Path:
+    """Save a small random model whose windows (2 s every 1 s) make a short recipe video a long one."""
     torch.manual_seed(0)
     fe = VideoFrontEndConfig(frames=SMALL.video.input_frames, size=SMALL.video.input_size, window=2.0, hop=1.0)
-    folder = tmp_path_factory.mktemp("model") / "m"
     FMNModel(create_fmn(SMALL).eval(), SMALL, video_frontend=fe).save(folder)
     return folder
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random model whose windows make the short test recipes long videos."""
+    return save_windowed_model(tmp_path_factory.mktemp("model") / "m")
 
 
 @pytest.fixture

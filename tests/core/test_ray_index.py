@@ -16,10 +16,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from fmn_core.cli import main
-from fmn_core.features.video import VideoFrontEndConfig
 from fmn_core.index.decoding import Decoded, DecodeJob, decode_item
 from fmn_core.index.identity import model_identity
 from fmn_core.index.indexer import Encoder
@@ -31,11 +29,9 @@ from fmn_core.index.retriever import Retriever
 from fmn_core.index.shards import SHARDS_DIRNAME, ShardSink, merge_shards, model_key, read_shard, shard_name
 from fmn_core.index.store import Store
 from fmn_core.inference import FMNModel
-from fmn_core.manifest import read_manifest
-from fmn_core.models import FMNConfig, create_fmn
-from fmn_core.models.speech import SpeechEncoderConfig
+from tests.core.test_index import folder_library
+from tests.core.test_index_moments import save_windowed_model
 
-SMALL = FMNConfig(speech=SpeechEncoderConfig(hidden=32, frame_stack=3), embed_dim=32, fusion_hidden=32)
 LOG_DIR = ".decoded"  # hidden, so the library's scan skips it: which files the workers decoded
 
 
@@ -48,22 +44,13 @@ def ray_session() -> Iterator[Cluster]:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random model whose windows (2 s every 1 s) make a short recipe video a long video."""
-    torch.manual_seed(0)
-    fe = VideoFrontEndConfig(frames=SMALL.video.input_frames, size=SMALL.video.input_size, window=2.0, hop=1.0)
-    folder = tmp_path_factory.mktemp("model") / "m"
-    FMNModel(create_fmn(SMALL).eval(), SMALL, video_frontend=fe).save(folder)
-    return folder
+    """A random model whose windows make a short recipe video a long video."""
+    return save_windowed_model(tmp_path_factory.mktemp("model") / "m")
 
 
 def make_library(tiny_corpus: Path, out: Path, videos: int = 2, speech: int = 3, recipe: Path | None = None) -> Path:
     """``out/<label>/<file>`` copied from the corpus (times kept), with a long video and a corrupt file."""
-    manifest = read_manifest(tiny_corpus / "manifest.csv")
-    for modality, n in (("video", videos), ("speech", speech)):
-        for row in manifest.of(modality)[:n]:
-            dest = out / row.label / Path(row.path).name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(manifest.resolve(row), dest)
+    folder_library(tiny_corpus, out, videos, speech)
     if recipe is not None:
         (out / "recipes").mkdir()
         shutil.copy2(recipe / "recipes" / "recipe_000.mp4", out / "recipes" / "kitchen.mp4")
