@@ -38,6 +38,16 @@ def when(stamp: float | None) -> str:
     return f"step {int(stamp)}"
 
 
+def voice_note(confirmed: int, shift: float) -> str:
+    """What the speech bank learned of the user's voice, for the bank's heading."""
+    if confirmed == 0:
+        return "your voice: confirm a spoken query's match to teach it"
+    phrases = f"{confirmed} confirmed phrase{'s' if confirmed != 1 else ''}"
+    if shift <= 0:
+        return f"your voice: {phrases}, no adjustment yet"
+    return f"your voice: {phrases}, queries adjusted by {100 * shift:.0f} %"
+
+
 def rgb_pixmap(rgb: np.ndarray) -> QPixmap:
     """A QPixmap of an ``(H, W, 3)`` uint8 RGB image."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.labels import class_title
+from app.labels import class_title, voice_note
 from app.workers import Worker, WorkerPool
 from fmn_core.errors import FmnError
 from fmn_core.index.moments import span_text
@@ -50,6 +50,7 @@ class BankSnapshot:
     similarity: np.ndarray  # (X, X) slot-by-slot cosine
     thumbnails: dict[str, np.ndarray]  # source id -> RGB thumbnail (video sources)
     texts: dict[str, str]  # source id -> transcript, class name or description
+    note: str = ""  # what else the bank learned (the speech bank: the user's voice)
 
 
 @dataclass(frozen=True)
@@ -468,7 +469,8 @@ def _banks(retriever: Retriever) -> tuple[BankSnapshot, BankSnapshot]:
                     thumb = retriever.thumbnail(sid)
                     if thumb is not None:
                         thumbnails[sid] = thumb
-        snaps.append(BankSnapshot(bank, shown, retriever.bank_similarity(bank), thumbnails, texts))
+        note = voice_note(*retriever.voice()) if bank == "speech" else ""
+        snaps.append(BankSnapshot(bank, shown, retriever.bank_similarity(bank), thumbnails, texts, note))
     return snaps[0], snaps[1]
 
 

@@ -63,7 +63,8 @@ class BankView(QWidget):
         """Show a bank's state; ``changed`` slots (written by the last update) are highlighted."""
         self.snapshot = snap
         used = [s for s in snap.slots if s.used]
-        self.heading.setText(f"<b>{self.title}</b> — {len(used)} of {len(snap.slots)} slots used")
+        note = f" · {snap.note}" if snap.note else ""
+        self.heading.setText(f"<b>{self.title}</b> — {len(used)} of {len(snap.slots)} slots used{note}")
         # No repaint per appended row: refilling both banks row by row held the loop ~100 ms.
         self.table.setUpdatesEnabled(False)
         self.model.removeRows(0, self.model.rowCount())

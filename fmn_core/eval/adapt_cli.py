@@ -25,14 +25,14 @@ def _names(text: str) -> list[str]:
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
-    from fmn_core.eval.adaptation import measure_adaptation
+    from fmn_core.eval.adaptation import measure_adaptation, run_names
     from fmn_core.inference import FMNModel
     from fmn_core.models.memory import CONFIRM_RULES
     from fmn_core.progress import StageBars
 
     model = FMNModel.load(args.model, args.device)
     report = measure_adaptation(
-        model, args.manifest, args.split, args.ks, args.seeds, args.rules or CONFIRM_RULES,
+        model, args.manifest, args.split, args.ks, args.seeds, args.rules or run_names(CONFIRM_RULES),
         args.families, args.jobs, StageBars(),
     )  # fmt: skip
     print(f"model {model.name} (confirmations stored by {model.cfg.memory_confirm!r}), split {report.split}")
@@ -62,7 +62,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--split", default="test", help="split whose videos and speech are used (default test)")
     p.add_argument("--ks", type=_ints, default=[1, 2, 5], help="confirmations per class, comma-separated (1,2,5)")
     p.add_argument("--seeds", type=int, default=3, help="repetitions with other picks (default 3)")
-    p.add_argument("--rules", type=_names, default=None, help="confirmation rules to compare (default: all)")
+    p.add_argument(
+        "--rules", type=_names, default=None,
+        help="ways of confirming to compare: paper, new_voice, each also with +voice (the voice learned); default all",
+    )  # fmt: skip
     p.add_argument("--families", type=_names, default=None, help="voice families to measure (default: all)")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -16,7 +16,10 @@ Protocol, for each voice family F of the evaluated split (``family_of``), each k
 4. rank the split's videos for F's *other* utterances (speech→video) and take R@1 and mAP; the
    same utterances ranked with the shipped banks are the no-update figure (k = 0).
 
-Each rule of storing confirmations (``FMNConfig.memory_confirm``) is measured on the same picks.
+Each rule of storing confirmations (``FMNConfig.memory_confirm``) is measured on the same picks,
+without and with the voice's offset learned from the confirmations (``PairedMemory.learn_voice``,
+as ``Retriever.confirm`` does for a user's own speech: the remaining utterances are then read with
+the offset taken away). A run's name is its rule, with ``+voice`` when the voice was learned.
 """
 
 from __future__ import annotations
@@ -43,6 +46,14 @@ from fmn_core.models.fmn import FeatureMemoryNetwork
 from fmn_core.models.memory import CONFIRM_RULES
 from fmn_core.splits import family_of
 
+VOICE = "+voice"  # a run's name suffix: confirmations also learned the voice's offset
+
+
+def run_names(rules: Sequence[str], voice: Sequence[bool] = (False, True)) -> list[str]:
+    """Every measured way of confirming: each rule, without and (``+voice``) with the voice learned."""
+    return [rule + (VOICE if v else "") for rule in rules for v in voice]
+
+
 DEFAULT_KS: tuple[int, ...] = (1, 2, 5)
 
 
@@ -52,7 +63,7 @@ class AdaptCell:
 
     family: str
     k: int  # confirmations asked for per class (fewer where a class has at most k utterances)
-    rule: str  # how confirmations were stored ('paper', ...)
+    rule: str  # how confirmations were stored ('paper', ...), with '+voice' when the voice's offset was learned
     r1: list[float] = field(default_factory=list)  # speech->video R@1 on the remaining utterances, after
     map: list[float] = field(default_factory=list)  # mAP, after
     r1_before: list[float] = field(default_factory=list)  # the same utterances with the shipped banks (k = 0)
@@ -152,14 +163,15 @@ def pick_confirmations(labels: Sequence[str], k: int, seed: int, family: str) ->
 
 @contextmanager
 def confirm_rule(net: FeatureMemoryNetwork, rule: str) -> Iterator[None]:
-    """Store confirmations by ``rule`` within the block, and put the banks and the rule back after it."""
+    """Store confirmations by ``rule`` (a :func:`run_names` name) within the block, and put the
+    banks, the rule and the voice setting back after it."""
     memory = net.memory
-    before_rule, snapshot = memory.confirm_rule, memory.snapshot()
-    memory.confirm_rule = rule
+    before, snapshot = (memory.confirm_rule, memory.learn_voice), memory.snapshot()
+    memory.confirm_rule, memory.learn_voice = rule.removesuffix(VOICE), rule.endswith(VOICE)
     try:
         yield
     finally:
-        memory.confirm_rule = before_rule
+        memory.confirm_rule, memory.learn_voice = before
         memory.restore(snapshot)
 
 
@@ -179,7 +191,7 @@ def adapt_features(
     families: Sequence[str],
     ks: Sequence[int] = DEFAULT_KS,
     seeds: int = 3,
-    rules: Sequence[str] = CONFIRM_RULES,
+    rules: Sequence[str] = tuple(run_names(CONFIRM_RULES)),
     only: Sequence[str] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[AdaptCell]:
@@ -194,7 +206,8 @@ def adapt_features(
         families: ``(Na,)`` the voice family of each utterance.
         ks: confirmations per class (0: none, the shipped ranking).
         seeds: repetitions with different picks (seeds 0 .. seeds-1).
-        rules: ways of storing confirmations to measure (``FMNConfig.memory_confirm``).
+        rules: ways of confirming to measure (:func:`run_names`: a ``FMNConfig.memory_confirm``
+            rule, with ``+voice`` to learn the voice's offset too).
         only: the families to measure (default: all).
         progress: ``progress(what, done, total)``.
 
@@ -240,9 +253,10 @@ def _run(
     changes = 0
     with confirm_rule(net, rule):
         for i in picked.tolist():
-            j = best_correct_video(net, v_raw, a_raw[i], v_labels == a_labels[i])
-            changes += len(net.confirm_match(v_raw[j][None], a_raw[i][None]))
-        after = pair_scores(net, v_raw, a_raw[rest]) if len(rest) else np.zeros((len(v_raw), 0))
+            j = best_correct_video(net, v_raw, net.memory.adjust_voice(a_raw[i]), v_labels == a_labels[i])
+            changes += len(net.confirm_match(v_raw[j][None], a_raw[i][None], voice=True))
+        rest_raw = net.memory.adjust_voice(a_raw[rest])  # as the retriever reads the user's later queries
+        after = pair_scores(net, v_raw, rest_raw) if len(rest) else np.zeros((len(v_raw), 0))
     for scores, r1, mean_ap in ((after, cell.r1, cell.map), (base_scores[:, rest], cell.r1_before, cell.map_before)):
         if len(rest):
             m = retrieval_metrics(scores.T, a_labels[rest], v_labels, ks=(1,))
@@ -262,7 +276,7 @@ def measure_adaptation(
     split: str = "test",
     ks: Sequence[int] = DEFAULT_KS,
     seeds: int = 3,
-    rules: Sequence[str] = CONFIRM_RULES,
+    rules: Sequence[str] = tuple(run_names(CONFIRM_RULES)),
     families: Sequence[str] | None = None,
     jobs: int | None = None,
     progress: Progress | None = None,
@@ -281,9 +295,10 @@ def measure_adaptation(
     Raises:
         FmnError: the split has no decodable video or speech, or an unknown family or rule is asked for.
     """
-    unknown = sorted(set(rules) - set(CONFIRM_RULES))
+    known = run_names(CONFIRM_RULES)
+    unknown = sorted(set(rules) - set(known))
     if unknown:
-        raise FmnError(f"unknown confirmation rule(s) {', '.join(unknown)}; known: {', '.join(CONFIRM_RULES)}")
+        raise FmnError(f"unknown confirmation rule(s) {', '.join(unknown)}; known: {', '.join(known)}")
     if any(k < 0 for k in ks):
         raise FmnError(f"k must not be negative, got {list(ks)}")
     manifest = read_manifest(manifest_path)

@@ -150,6 +150,18 @@ class LibraryMemory:
             sim = (x @ x.T) * (b.used[:, None] & b.used[None, :]).float()
         return sim.cpu().numpy()
 
+    def voice(self) -> tuple[int, float]:
+        """What the banks learned of the user's voice (``PairedMemory.hear_voice``): how many
+        confirmed utterances, and how far its offset moves a spoken query, as a fraction of the
+        typical length of the speech the bank remembers (0 before two confirmations, or when the
+        confirmations disagree)."""
+        memory = self.model.net.memory
+        with self._lock, torch.no_grad():
+            used = memory.speech.slots[memory.used].float()
+            typical = float(used.norm(dim=1).mean()) if len(used) else 0.0
+            shift = float(memory.voice_offset.norm())
+            return int(memory.voice_count), shift / typical if typical > 0 else 0.0
+
     def update_log(self) -> list[BankUpdate]:
         """Every change made to this library's banks, oldest first."""
         return [BankUpdate(r.slot, r.kind, (r.video_id, r.speech_id), r.time, r.m2) for r in self._log]

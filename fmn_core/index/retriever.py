@@ -23,6 +23,7 @@ logged, persisted in the index and can be undone exactly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -79,6 +80,11 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 
 def _other(modality: str) -> str:
     return "video" if modality == "speech" else "speech"
+
+
+def _users_voice(query: Query) -> bool:
+    """Whether a query is the user's own speech (a recording or a file), not a library's clip."""
+    return query.modality == "speech" and query.item_id is None
 
 
 class Retriever:
@@ -385,7 +391,7 @@ class Retriever:
         with self._lock, _torch_threads(self.query_threads):
             start = time.perf_counter()
             col = self._collections[_other(query.modality)]
-            q_raw = query.raw.detach().float().reshape(1, -1).cpu()
+            q_raw = self._query_raw(query)
             rows = self._candidates(col, query, q_raw, top)
             hits: list[Hit] = []
             if len(rows):
@@ -435,12 +441,18 @@ class Retriever:
         fit = calibration.fit_for("speech") if calibration is not None else None
         with self._lock, _torch_threads(self.query_threads):
             c_raw = torch.from_numpy(np.array(col.raw[rows], dtype=np.float32))  # a slice is a read-only view
-            _, ranking = self.model.score_and_rank(c_raw, query.raw.detach().float().reshape(1, -1).cpu())
+            _, ranking = self.model.score_and_rank(c_raw, self._query_raw(query))
             score = np.asarray(ranking[:, 0])
         sure = fit.confidence(score) if fit is not None else None
         background = col.background[rows] if col.background is not None else None
         log_s = scoring.log_s(score, self.model.net.combiner.mode)
         return WindowScores(col.spans[rows].copy(), moment_scores(log_s, background, self.model.moment_prior), sure)
+
+    def _query_raw(self, query: Query) -> torch.Tensor:
+        """``(1, D)`` the query's raw features as they are scored: a user's own speech with the
+        voice the banks learned from its confirmations taken away (``PairedMemory.adjust_voice``)."""
+        raw = query.raw.detach().float().reshape(1, -1).cpu()
+        return self.model.net.memory.adjust_voice(raw) if _users_voice(query) else raw
 
     def _check_query(self, query: Query) -> None:
         if query.modality not in MODALITIES:
@@ -474,11 +486,13 @@ class Retriever:
         other = torch.from_numpy(self._item_raw(item, span, "matched"))
         with self._lock:
             v, a = (other, query.raw) if query.modality == "speech" else (query.raw, other)
-            return self.memory.change(query, item_id, self.model.net.confirm_match, v, a)
+            confirm = functools.partial(self.model.net.confirm_match, voice=_users_voice(query))
+            return self.memory.change(query, item_id, confirm, v, a)
 
     def _auto_update(self, query: Query, hit: Hit) -> list[BankUpdate]:
         other = torch.from_numpy(self._item_raw(hit.item, hit.span, "matched"))
-        v, a = (other, query.raw) if query.modality == "speech" else (query.raw, other)
+        raw = self._query_raw(query)[0]  # a user's voice is remembered as its queries are read
+        v, a = (other, raw) if query.modality == "speech" else (raw, other)
         s1 = torch.tensor([hit.s1], device=self.model.device)
         return self.memory.change(query, hit.item.id, lambda vv, aa: self.model.net.update_memory(vv, aa, s1), v, a)
 
@@ -502,6 +516,10 @@ class Retriever:
     def update_log(self) -> list[BankUpdate]:
         """Every change made to this library's banks, oldest first."""
         return self.memory.update_log()
+
+    def voice(self) -> tuple[int, float]:
+        """The user's voice as the banks learned it: confirmed utterances, and how far it moves a query."""
+        return self.memory.voice()
 
 
 __all__ = ["MAX_QUERY_SECONDS", "RERANK", "Retriever"]

@@ -288,9 +288,26 @@ class FeatureMemoryNetwork(nn.Module):
             s1 = torch.sigmoid(self.fusion.logit(self.project_video(v_raw), self.project_speech(a_raw)))
         return self.memory.update(v_raw, a_raw, s1)
 
-    def confirm_match(self, v_raw: torch.Tensor, a_raw: torch.Tensor) -> list[UpdateRecord]:
-        """A user's "this is a correct match": remember the pairs whatever S1 says, with full weight."""
-        return self.memory.update(v_raw, a_raw, torch.ones(len(v_raw), device=v_raw.device), confirmed=True)
+    @torch.no_grad()
+    def confirm_match(self, v_raw: torch.Tensor, a_raw: torch.Tensor, voice: bool = False) -> list[UpdateRecord]:
+        """A user's "this is a correct match": remember the pairs whatever S1 says, with full weight.
+
+        Args:
+            v_raw: ``(B, Dv)`` raw video features.
+            a_raw: ``(B, Da)`` raw speech features, as the encoder gave them.
+            voice: the speech is the user's own spoken query, not a library's clip: the banks also
+                learn the voice's offset from it (``PairedMemory.hear_voice``), and remember the
+                speech with the offset taken away, as later queries of the voice are read.
+        """
+        if not voice:
+            return self.memory.update(v_raw, a_raw, torch.ones(len(v_raw), device=v_raw.device), confirmed=True)
+        records = []
+        for i in range(len(v_raw)):
+            self.memory.hear_voice(v_raw[i], a_raw[i])
+            adjusted = self.memory.adjust_voice(a_raw[i : i + 1])
+            written = self.memory.update(v_raw[i : i + 1], adjusted, torch.ones(1, device=v_raw.device), True)
+            records += [dataclasses.replace(r, index=i) for r in written]
+        return records
 
 
 def create_fmn(cfg: FMNConfig, with_video_encoder: bool = True) -> FeatureMemoryNetwork:

@@ -21,6 +21,7 @@ AVERAGINGS = ("ema", "mean")
 READOUTS = ("max", "soft")
 UPDATE_KINDS = ("append", "average", "replace")
 CONFIRM_RULES = ("paper", "new_voice")
+_VOICE = ("voice_sum", "voice_sq", "voice_count")  # PairedMemory's buffers of the user's voice
 
 
 class FeatureMemoryBank(nn.Module):
@@ -185,6 +186,20 @@ class PairedMemory(nn.Module):
     later utterances of the voice resemble, and a second confirmation of the same voice and class
     is averaged into it (``fmn adapt`` measures both rules).
 
+    The user's voice (``learn_voice``): a confirmed pair whose speech is the user's own query
+    also teaches the banks how that voice differs from the voices training heard. Its *residual*,
+    the speech minus the speech half of the slot whose video half is most like the confirmed
+    clip (what training remembered that class to sound like), is added to a running sum; the
+    mean residual, shrunk towards zero by how much the residuals disagree (positive-part
+    James-Stein: ``mean * max(0, 1 - spread / (n |mean|^2))``, with ``spread`` their variance
+    summed over dimensions), is the voice's offset, and :meth:`adjust_voice` subtracts it from
+    the user's later spoken queries (speaker mean normalisation, learned from confirmations).
+    Residuals rather than the confirmed speech itself, so that confirming one class many times
+    learns the voice, not that class; the shrinkage, so that confirmations from voices that differ
+    from training each in their own way (several people, one library) move the queries little,
+    and a single confirmation not at all. Kept in non-persistent buffers: saved with a library's
+    banks (and undone with them), never in a model checkpoint, since a voice is a user's.
+
     Args:
         video_dim: Dv, width of raw video features.
         speech_dim: Da, width of raw speech features.
@@ -199,7 +214,12 @@ class PairedMemory(nn.Module):
         temperature: the softmax's sharpness in the 'soft' readout.
         confirm_rule: how a user's confirmations are stored: 'paper' (the rule above) or
             'new_voice' (averaged only into a slot like both halves, else a slot of its own).
+        learn_voice: whether confirmations of a user's spoken queries learn the voice's offset.
     """
+
+    voice_sum: torch.Tensor
+    voice_sq: torch.Tensor
+    voice_count: torch.Tensor
 
     def __init__(
         self,
@@ -215,6 +235,7 @@ class PairedMemory(nn.Module):
         readout: str = "max",
         temperature: float = 20.0,
         confirm_rule: str = "paper",
+        learn_voice: bool = True,
     ) -> None:
         super().__init__()
         if policy not in POLICIES:
@@ -235,6 +256,10 @@ class PairedMemory(nn.Module):
         self.clamp_negative = clamp_negative
         self.averaging, self.readout, self.temperature = averaging, readout, temperature
         self.confirm_rule = confirm_rule
+        self.learn_voice = learn_voice
+        self.register_buffer("voice_sum", torch.zeros(speech_dim), persistent=False)
+        self.register_buffer("voice_sq", torch.zeros(()), persistent=False)  # sum of the residuals' squared norms
+        self.register_buffer("voice_count", torch.zeros((), dtype=torch.int64), persistent=False)
 
     @property
     def capacity(self) -> int:
@@ -358,17 +383,56 @@ class PairedMemory(nn.Module):
         step = self.speech.write(slot, a)
         return UpdateRecord(index, slot, kind, m2, step)
 
-    def _own_slot(self, a: torch.Tensor) -> bool:
-        """Whether a confirmed pair with speech ``a (Da,)`` gets a slot of its own ('new_voice' rule)."""
-        if self.confirm_rule != "new_voice":
-            return False
-        return float(self.speech.memory_vector(a[None]).max()) < self.t2
+    @torch.no_grad()
+    def hear_voice(self, v: torch.Tensor, a: torch.Tensor) -> None:
+        """Add a confirmed pair's speech residual to the voice's offset (see the class docstring).
+
+        Call before the pair is written, so that the slot it is compared with is what the banks
+        remembered of its class, not the pair itself. Does nothing with ``learn_voice`` off or
+        empty banks.
+
+        Args:
+            v: ``(Dv,)`` raw features of the confirmed clip.
+            a: ``(Da,)`` raw features of the user's utterance, as it was heard (not adjusted).
+        """
+        if not self.learn_voice or not bool(self.used.any()):
+            return
+        m_v = self.video.memory_vector(v[None])[0].masked_fill(~self.used, float("-inf"))
+        slot = int(torch.argmax(m_v))
+        residual = (a - self.speech.slots[slot]).to(self.voice_sum.dtype)
+        self.voice_sum += residual
+        self.voice_sq += residual.square().sum()
+        self.voice_count += 1
+
+    @property
+    def voice_offset(self) -> torch.Tensor:
+        """``(Da,)`` the voice's offset: the shrunk mean residual of the user's confirmed utterances.
+
+        Zero before two confirmations (one residual says nothing of how residuals spread).
+        """
+        n = int(self.voice_count)
+        if n < 2:
+            return torch.zeros_like(self.voice_sum)
+        mean = self.voice_sum / n
+        mean_sq = float(mean.square().sum())
+        spread = max(0.0, (float(self.voice_sq) - n * mean_sq) / (n - 1))  # summed per-dimension variance
+        shrink = max(0.0, 1.0 - spread / (n * mean_sq)) if mean_sq > 0 else 0.0
+        return mean * shrink
+
+    def adjust_voice(self, a_raw: torch.Tensor) -> torch.Tensor:
+        """A user's spoken query ``(..., Da)`` with the learned voice offset taken away."""
+        if not self.learn_voice or int(self.voice_count) < 2:
+            return a_raw
+        return a_raw - self.voice_offset.to(a_raw.device, a_raw.dtype)
 
     @torch.no_grad()
     def clear(self) -> None:
-        """Forget every pair."""
+        """Forget every pair, and the voice."""
         self.video.clear()
         self.speech.clear()
+        self.voice_sum.zero_()
+        self.voice_sq.zero_()
+        self.voice_count.zero_()
 
     def snapshot(self) -> dict[str, torch.Tensor]:
         """Cloned copies of every buffer (the app's undo point)."""
@@ -378,10 +442,14 @@ class PairedMemory(nn.Module):
     def restore(self, snapshot: dict[str, torch.Tensor]) -> None:
         """Put back the state of a :meth:`snapshot`.
 
+        A snapshot without the voice's buffers (banks a library stored before the voice was
+        learned) restores the banks and starts the voice afresh.
+
         Raises:
             ValueError: the snapshot comes from banks of another shape.
         """
         buffers = dict(self.named_buffers())
+        snapshot = {name: torch.zeros_like(buffers[name]) for name in _VOICE} | dict(snapshot)
         if snapshot.keys() != buffers.keys():
             raise ValueError(f"snapshot has buffers {sorted(snapshot)}, the memory has {sorted(buffers)}")
         for name, buf in buffers.items():

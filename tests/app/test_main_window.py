@@ -171,6 +171,7 @@ def test_confirm_and_undo_change_the_memory_inspector(qtbot, opened: MainWindow,
     assert inspector.video.slots_shown() == [0] and inspector.speech.slots_shown() == [0]
     assert confirmed in inspector.video.model.item(0, 3).toolTip()
     assert "written into free slot 0" in inspector.summary.text()
+    assert "your voice: confirm" in inspector.speech.heading.text()  # empty banks: nothing to measure it by
     assert inspector.chart.used.sum() == 1 and opened.undo_action.isEnabled()
     memory_after = opened.results.hits[[h.item.id for h in opened.results.hits].index(confirmed)].memory
     assert memory_after > 0  # the confirmed pair now agrees with the memory

@@ -11,6 +11,7 @@ from PySide6.QtCore import QPointF, QTimer
 from PySide6.QtGui import QColor, QTextLayout
 from PySide6.QtWidgets import QApplication, QLabel
 
+from app.labels import voice_note
 from app.stall_meter import StallMeter
 from app.widgets.heatmap import Heatmap
 from app.widgets.level_meter import LevelMeter
@@ -150,3 +151,9 @@ def test_many_qt_calls_do_not_exhaust_none(qtbot) -> None:  # type: ignore[no-un
     for _ in range(600_000):  # more than None's references in this process without the guard
         label.setText("x")
     assert sys.getrefcount(None) > 1_000_000
+
+
+def test_the_speech_banks_heading_says_what_it_learned_of_the_voice() -> None:
+    assert voice_note(0, 0.0).startswith("your voice: confirm")
+    assert voice_note(1, 0.0) == "your voice: 1 confirmed phrase, no adjustment yet"
+    assert voice_note(5, 0.064) == "your voice: 5 confirmed phrases, queries adjusted by 6 %"

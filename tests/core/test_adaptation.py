@@ -82,9 +82,9 @@ def test_confirmed_utterances_are_never_scored(monkeypatch: pytest.MonkeyPatch) 
     runs = 0
     confirm = net.confirm_match
 
-    def spy_confirm(v: torch.Tensor, a: torch.Tensor) -> list:
+    def spy_confirm(v: torch.Tensor, a: torch.Tensor, voice: bool = False) -> list:
         run.append(a[0].clone())
-        return confirm(v, a)
+        return confirm(v, a, voice)
 
     def spy_scores(net_: FeatureMemoryNetwork, v: torch.Tensor, a: torch.Tensor, *args, **kw) -> np.ndarray:
         nonlocal runs
@@ -120,9 +120,9 @@ def test_every_run_starts_from_the_shipped_banks() -> None:
     steps: list[int] = []
     confirm = net.confirm_match
 
-    def spy(v: torch.Tensor, a: torch.Tensor) -> list:
+    def spy(v: torch.Tensor, a: torch.Tensor, voice: bool = False) -> list:
         steps.append(int(net.memory.video.step))
-        return confirm(v, a)
+        return confirm(v, a, voice)
 
     net.confirm_match = spy  # type: ignore[method-assign]
     cells = adapt_features(net, **data, ks=(2,), seeds=3, rules=("paper", "new_voice"))
@@ -132,7 +132,7 @@ def test_every_run_starts_from_the_shipped_banks() -> None:
     assert all(sum(c.n_changes) > 0 for c in cells)  # the confirmations did change the banks
     after = net.memory.snapshot()
     assert all(torch.equal(before[k], after[k]) for k in before)
-    assert net.memory.confirm_rule == "paper"
+    assert net.memory.confirm_rule == "paper" and net.memory.learn_voice
 
 
 def test_new_voice_rule_teaches_the_voice_where_the_paper_rule_cannot() -> None:
@@ -141,6 +141,37 @@ def test_new_voice_rule_teaches_the_voice_where_the_paper_rule_cannot() -> None:
     assert cells["paper"].r1_before == [0.0, 0.0]  # the shipped banks misread the voice
     assert np.mean(cells["new_voice"].r1) == 1.0
     assert np.mean(cells["new_voice"].r1) > np.mean(cells["paper"].r1)
+
+
+def test_learning_the_voice_undoes_a_voice_wide_offset() -> None:
+    """A voice that says every class with the same lean towards class 0's prototype: the banks
+    read it all as class 0 until its offset, learned from one confirmation per class, is taken away."""
+    net = _net()
+    dv, da = net.memory.video.dim, net.memory.speech.dim
+    gen = torch.Generator().manual_seed(1)
+    eye_v, eye_a = torch.eye(dv), torch.eye(da)
+    for c in range(CLASSES):
+        net.memory.video.write(c, eye_v[c])
+        net.memory.speech.write(c, eye_a[c])
+    lean = 2 * eye_a[0] + eye_a[15]
+    speech = torch.stack(
+        [eye_a[c] + lean + 0.05 * torch.randn(da, generator=gen) for c in range(CLASSES) for _ in range(PER_CLASS)]
+    )
+    videos = torch.stack([eye_v[c] + 0.05 * torch.randn(dv, generator=gen) for c in range(CLASSES) for _ in range(2)])
+    labels = [f"c{c}" for c in range(CLASSES)]
+    data = {
+        "v_raw": videos,
+        "video_labels": [lab for lab in labels for _ in range(2)],
+        "a_raw": speech,
+        "speech_labels": [lab for lab in labels for _ in range(PER_CLASS)],
+        "families": ["leaning"] * len(speech),
+    }
+    cells = {c.rule: c for c in adapt_features(net, **data, ks=(1,), seeds=2, rules=adaptation.run_names(["paper"]))}
+    assert set(cells) == {"paper", "paper+voice"}
+    assert np.mean(cells["paper"].r1_before) < 0.5  # the lean makes most of it class 0
+    assert np.mean(cells["paper+voice"].r1) == 1.0
+    assert np.mean(cells["paper+voice"].r1) > np.mean(cells["paper"].r1)
+    assert int(net.memory.voice_count) == 0  # every run put the voice back
 
 
 def test_new_voice_rule_is_saved_in_the_config_and_old_configs_load() -> None:

@@ -40,7 +40,7 @@ def test_bank_state_is_buffers_only() -> None:
         f"{bank}.{buf}"
         for bank in ("video", "speech")
         for buf in ("slots", "used", "hits", "updated", "step", "center")
-    }
+    } | {"voice_sum", "voice_sq", "voice_count"}
 
 
 def test_center_is_subtracted_before_the_cosine() -> None:
@@ -246,3 +246,61 @@ def test_a_confirmation_moves_a_full_slot_at_least_alpha() -> None:
     assert memory.video.slots[0].tolist() == pytest.approx([1.0, 0.01])
     memory.update(torch.tensor([[1.0, 1.0]]), torch.tensor([[1.0, 1.0]]), torch.ones(1), confirmed=True)
     assert memory.video.slots[0].tolist() == pytest.approx([1.0, 0.01 + 0.1 * (1.0 - 0.01)])
+
+
+def _two_class_memory() -> PairedMemory:
+    mem = PairedMemory(4, 3, capacity=4)
+    for c in range(2):
+        mem.video.write(c, torch.eye(4)[c])
+        mem.speech.write(c, torch.eye(3)[c])
+    return mem
+
+
+def test_the_voice_offset_is_the_shrunk_mean_residual() -> None:
+    mem = _two_class_memory()
+    lean = torch.tensor([0.0, 0.5, 2.0])
+    clip0, clip1 = torch.tensor([0.9, 0.1, 0, 0]), torch.tensor([0.1, 0.9, 0, 0])
+    mem.hear_voice(clip0, torch.eye(3)[0] + lean)
+    assert int(mem.voice_count) == 1 and float(mem.voice_offset.abs().sum()) == 0  # one says nothing of the spread
+    q = torch.randn(2, 3)
+    assert mem.adjust_voice(q) is q
+    mem.hear_voice(clip1, torch.eye(3)[1] + lean + torch.tensor([0.1, -0.1, 0.0]))
+    mean = lean + torch.tensor([0.05, -0.05, 0.0])
+    spread = 2 * 0.05**2 * 2  # per dimension: the two residuals' variance (n - 1 = 1), summed
+    expected = mean * (1 - spread / (2 * float(mean.square().sum())))
+    torch.testing.assert_close(mem.voice_offset, expected)
+    torch.testing.assert_close(mem.adjust_voice(q), q - expected)
+
+    mem.clear()
+    mem = _two_class_memory()
+    mem.hear_voice(clip0, torch.eye(3)[0] + torch.tensor([0.0, 0.0, 2.0]))  # two voices, each its own way
+    mem.hear_voice(clip1, torch.eye(3)[1] + torch.tensor([0.0, 0.0, -2.0]))
+    assert float(mem.voice_offset.abs().sum()) == 0  # they disagree: no offset
+
+
+def test_the_voice_is_kept_with_the_banks_not_the_model() -> None:
+    mem = _two_class_memory()
+    empty = mem.snapshot()
+    for c in range(2):
+        mem.hear_voice(torch.eye(4)[c], torch.eye(3)[c] + 1.0)
+    assert int(mem.voice_count) == 2
+    mem.learn_voice = False
+    q = torch.randn(3)
+    assert mem.adjust_voice(q) is q
+    mem.hear_voice(torch.eye(4)[0], torch.tensor([9.0, 9, 9]))
+    assert int(mem.voice_count) == 2  # nothing heard with the voice off
+    mem.learn_voice = True
+
+    assert not any(k.startswith("voice") for k in mem.state_dict())  # checkpoints stay as they were
+    learned = mem.snapshot()
+    assert int(learned["voice_count"]) == 2  # a library's stored banks keep it
+    old = {k: v for k, v in learned.items() if not k.startswith("voice")}  # banks stored before the voice
+    mem.restore(old)
+    assert int(mem.voice_count) == 0 and torch.equal(mem.video.slots, learned["video.slots"])
+    mem.restore(learned)
+    torch.testing.assert_close(mem.voice_offset, torch.ones(3))
+    mem.clear()
+    assert int(mem.voice_count) == 0 and float(mem.voice_sum.abs().sum()) == 0 and float(mem.voice_sq) == 0
+    mem.restore(empty)
+    with pytest.raises(ValueError):
+        mem.restore(learned | {"voice_sum": torch.zeros(5)})

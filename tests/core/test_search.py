@@ -146,6 +146,31 @@ def test_confirm_writes_the_banks_persists_and_undo_restores_exactly(
     reopened.close()
 
 
+def test_a_confirmed_spoken_query_teaches_the_voice_and_undo_forgets_it(
+    retriever: Retriever, library: Path, model_dir: Path
+) -> None:
+    before = _buffers(retriever)
+    memory = retriever.model.net.memory
+    speech = retriever.items("speech")[:2]
+    videos = [v.id for v in retriever.items("video")[3:5]]
+    mine = [retriever.query_from_file(library / s.path) for s in speech]  # the user's own voice
+    plain = retriever.search(mine[0]).memory_vector
+    retriever.confirm(retriever.query_from_item(speech[0].id), videos[0])  # a library's clip: no voice
+    assert int(memory.voice_count) == 0
+    for query, video in zip(mine, videos, strict=True):
+        retriever.confirm(query, video)
+    assert int(memory.voice_count) == 2 and float(memory.voice_sq) > 0
+    torch.testing.assert_close(memory.adjust_voice(mine[0].raw), mine[0].raw - memory.voice_offset)
+    if float(memory.voice_offset.norm()) > 0:  # the two residuals agreed enough to move the queries
+        assert not np.allclose(retriever.search(mine[0]).memory_vector, plain)
+    reopened = Retriever.open(library, model_dir, jobs=1)  # the voice is kept with the banks
+    assert int(reopened.model.net.memory.voice_count) == 2
+    reopened.close()
+    assert retriever.undo() and int(memory.voice_count) == 1  # each confirmation is undone with its voice
+    assert retriever.undo() and retriever.undo() and int(memory.voice_count) == 0
+    _assert_same(_buffers(retriever), before)
+
+
 def test_auto_update_learns_confident_matches(retriever: Retriever) -> None:
     before = _buffers(retriever)
     memory = retriever.model.net.memory
