@@ -47,6 +47,7 @@ ROWS_PER_LIST = 64  # at least this many training rows per list
 TRAIN_ROWS = 262_144  # rows the clustering is trained on (a sample of the library)
 PROBES = 64  # lists searched per query: the exact top 200 for 0.9995 of queries at 1M (measured)
 RETRAIN_GROWTH = 4  # rebuild when the library is this many times the rows the index was trained on
+ADD_BATCH = 100_000  # rows handed to FAISS at a time: the float32 copy it needs is one batch, not the library
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # spreads the window positions of one item over the key space
 
 
@@ -147,7 +148,13 @@ class AnnIndex:
 
     def sync(self, keys: np.ndarray, vecs: np.ndarray) -> SyncReport:
         """Bring the index to exactly ``keys`` (row i has vector ``vecs[i]``), loading the stored
-        index first when there is one that fits, and save it when anything changed."""
+        index first when there is one that fits, and save it when anything changed.
+
+        Args:
+            keys: ``(N,)`` uint64 keys of the rows (:func:`row_keys`).
+            vecs: ``(N, E)`` normalised vectors, float32 or float16, in memory or a file mapped in
+                memory (``np.memmap``): the rows added are read in library order, a batch at a time.
+        """
         rebuilt = None if self._loaded else self._load()
         self._loaded = True
         if self._index is not None and len(keys) > RETRAIN_GROWTH * max(self._trained_on, 1):
@@ -162,8 +169,12 @@ class AnnIndex:
         if len(gone):
             self._index.remove_ids(gone.view(np.int64))
         if len(new):
-            rows = self._rows[np.searchsorted(self._sorted_keys, new)]
-            self._index.add_with_ids(np.ascontiguousarray(vecs[rows], dtype=np.float32), new.view(np.int64))
+            # Library order, front to back, rather than key order: a mapped file is then read once,
+            # sequentially, and a batch's float32 copy is all the memory the adding takes.
+            rows = np.sort(self._rows[np.searchsorted(self._sorted_keys, new)])
+            for start in range(0, len(rows), ADD_BATCH):
+                part = rows[start : start + ADD_BATCH]
+                self._index.add_with_ids(np.ascontiguousarray(vecs[part], dtype=np.float32), keys[part].view(np.int64))
         if len(gone) or len(new) or rebuilt is not None:
             self._save()
         return SyncReport(int(len(new)), int(len(gone)), rebuilt)

@@ -161,10 +161,11 @@ class BenchResult:
         for a in d.get("ann") or []:
             lines.append(
                 f"| approximate search over {a['size']:,} vectors | built in {a['build_seconds']:.0f} s, "
-                f"{a['graph_mib']:.0f} MiB; recall@10 {a['recall_at_10']:.3f}; "
-                f"index search p50 {a['graph']['p50_ms']:.1f} ms "
-                f"(exact scan {a['exact_scan']['p50_ms']:.1f} ms); end to end p50 {a['end_to_end']['p50_ms']:.1f} ms, "
-                f"p95 {a['end_to_end']['p95_ms']:.1f} ms |"
+                f"{a['graph_mib']:.0f} MiB (peak RSS {a['rss']['build_peak_mib']:.0f} MiB); "
+                f"recall@10 {a['recall_at_10']:.3f}; index search p50 {a['graph']['p50_ms']:.1f} ms, "
+                f"p95 {a['graph']['p95_ms']:.1f} ms (exact scan {a['exact_scan']['p50_ms']:.1f} ms); "
+                f"search step p50 {a['search_step']['p50_ms']:.1f} ms, p95 {a['search_step']['p95_ms']:.1f} ms; "
+                f"end to end p50 {a['end_to_end']['p50_ms']:.1f} ms, p95 {a['end_to_end']['p95_ms']:.1f} ms |"
             )
         lines += _ray_lines(d.get("ray"))
         lines.append(f"| peak memory (max RSS) | {d['peak_rss_mib']:.0f} MiB |")

@@ -363,7 +363,8 @@ def _add_bench_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--sizes", type=_size, nargs="+", help="library sizes for query latency (default 1k 10k 100k 1M)")
     p.add_argument(
         "--ann-sizes", type=_size, nargs="*", metavar="N",
-        help="vectors the approximate search graph is measured over (default 1M; none: skip the stage)",
+        help="vectors the approximate search index is measured over (default 1M; none: skip the stage); "
+        "they are written to the temporary folder as float16 (5 GB at 10M)",
     )  # fmt: skip
     p.add_argument(
         "--ray-clips", type=int, default=None, metavar="N",

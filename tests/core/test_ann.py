@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 from fmn_core.errors import FmnError
+from fmn_core.index import ann as ann_module
 from fmn_core.index import retriever as retriever_module
 from fmn_core.index.ann import AnnIndex, row_keys
+from fmn_core.index.bench_ann import exact_top, float_blocks, write_rows
 from fmn_core.index.ranking import nearest_rows
 from fmn_core.index.retriever import Retriever
 from tests.core.test_index import folder_library, save_model
@@ -61,6 +63,32 @@ def test_an_index_follows_rows_added_and_removed() -> None:
     assert (done.added, done.removed, len(ann)) == (500, 1000, 2500)
     for q in more[:20]:  # an added row is found where it now is
         assert int(np.argmax(vecs2 @ q)) in ann.search(q, 5).tolist()
+
+
+def test_an_index_built_in_batches_from_a_mapped_file_finds_what_one_built_at_once_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(3)
+    vecs = _clustered(rng, 5_000, 24).astype(np.float16).astype(np.float32)  # the values a float16 file holds
+    keys = row_keys([f"v{i}" for i in range(len(vecs))], {})
+    whole = AnnIndex(24, "model")
+    whole.sync(keys, vecs)
+    mapped = write_rows(np.array_split(vecs, 7), tmp_path / "rows.f16", 24)
+    assert mapped.dtype == np.float16 and np.array_equal(np.asarray(mapped, np.float32), vecs)
+    monkeypatch.setattr(ann_module, "ADD_BATCH", 700)  # several batches, the last one short
+    batched = AnnIndex(24, "model")
+    batched.sync(keys, mapped)
+    assert len(batched) == len(whole) == len(vecs)
+    for q in _clustered(rng, 30, 24):
+        assert np.array_equal(batched.search(q, 20), whole.search(q, 20))
+
+
+def test_the_exact_top_k_over_blocks_is_that_of_the_rows_held_whole() -> None:
+    rng = np.random.default_rng(4)
+    vecs, queries = _clustered(rng, 2_500, 16), _clustered(rng, 12, 16)
+    want = np.argsort(-(queries @ vecs.T), axis=1, kind="stable")[:, :10]
+    for rows in (37, 1_000, 5_000):  # blocks much smaller than k's neighbourhood, uneven, and one block
+        assert np.array_equal(exact_top(float_blocks(vecs, rows), queries, 10), want), rows
 
 
 @pytest.fixture

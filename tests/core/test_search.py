@@ -301,6 +301,7 @@ def test_bench_runs_and_reports(tmp_path: Path, model_dir: Path, monkeypatch: py
     ann = d["ann"][0]
     # (the random test model puts every vector close to every other: recall is measured with the shipped one)
     assert ann["size"] == 3000 and 0 < ann["recall_at_10"] <= 1 and ann["end_to_end"]["p50_ms"] > 0
+    assert ann["search_step"]["p50_ms"] > 0 and ann["rss"]["build_peak_mib"] >= ann["rss"]["build_peak_anon_mib"] > 0
     assert "| approximate search over 3,000 vectors" in result.table()
     result.write_json(tmp_path / "bench.json")
     assert json.loads((tmp_path / "bench.json").read_text())["query"][0]["p50_ms"] > 0
