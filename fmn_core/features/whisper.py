@@ -20,9 +20,7 @@ padding. Inputs longer than 30 s are cut to what the encoder can read (the calle
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
-import os
 import shutil
 import threading
 from dataclasses import dataclass
@@ -35,6 +33,7 @@ import torchaudio
 
 from fmn_core.errors import FmnError
 from fmn_core.media.audio_io import SAMPLE_RATE
+from fmn_core.packaged_files import cache_root, hash_file, join_parts
 
 N_FFT = 400  # Whisper's 25 ms analysis window
 HOP = 160  # 10 ms hop; the encoder's stride-2 convolution makes its frames 20 ms
@@ -110,43 +109,14 @@ def _package_dir(module: str, info: WhisperModel) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / info.data_dir
 
 
-def cache_root() -> Path:
-    """Where joined model files live: ``$FMN_CACHE_DIR`` or the user's cache folder."""
-    env = os.environ.get("FMN_CACHE_DIR")
-    if env:
-        return Path(env)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("fmn-studio"))
-
-
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _join(parts: list[Path], target: Path, info: WhisperModel) -> None:
     """Concatenate the pieces into ``target``, checking the whole against its SHA-256 first."""
-    digest = hashlib.sha256()
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as f:
-                    for block in iter(functools.partial(f.read, 1 << 22), b""):
-                        digest.update(block)
-                        out.write(block)
-        if digest.hexdigest() != info.sha256:
-            raise FrontEndError(
-                f"{info.name}: the installed model files are damaged (SHA-256 {digest.hexdigest()[:12]}..., "
-                f"expected {info.sha256[:12]}...); reinstall them: {info.pip} --force-reinstall"
-            )
-        tmp.replace(target)  # atomic: a crash mid-join leaves no half file under the real name
-    finally:
-        tmp.unlink(missing_ok=True)
+    actual = join_parts(parts, target, info.sha256)
+    if actual is not None:
+        raise FrontEndError(
+            f"{info.name}: the installed model files are damaged (SHA-256 {actual[:12]}..., "
+            f"expected {info.sha256[:12]}...); reinstall them: {info.pip} --force-reinstall"
+        )
 
 
 def model_dir(name: str) -> Path:
@@ -186,7 +156,7 @@ def verify(name: str) -> str:
     """
     info = model_info(name)
     folder = model_dir(name)
-    actual = _hash_file(folder / "model.bin")
+    actual = hash_file(folder / "model.bin")
     if actual != info.sha256:
         raise FrontEndError(f"{info.name}: {folder / 'model.bin'} is damaged; {info.pip} --force-reinstall")
     return f"{folder} (SHA-256 verified)"
