@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import torch
@@ -30,12 +32,20 @@ def _net(confirm: str = "paper") -> FeatureMemoryNetwork:
     return net
 
 
-def _case(confirm: str = "paper") -> tuple[FeatureMemoryNetwork, dict]:
+def _leaning_voice(c: int, eye: torch.Tensor) -> torch.Tensor:
+    """Class c in its own direction (not the prototype's), leaning towards the prototype of c+1."""
+    return 3 * eye[10] + 0.3 * eye[(c + 1) % CLASSES] + eye[20 + c]
+
+
+def _case(
+    confirm: str = "paper", speak: Callable[[int, torch.Tensor], torch.Tensor] = _leaning_voice
+) -> tuple[FeatureMemoryNetwork, dict]:
     """Banks holding one prototype pair per class, and a new voice the prototypes misread.
 
-    The voice says class c along its own directions (not the prototypes') and leans towards the
-    prototype of class c+1, so the shipped banks rank every video of the wrong class first; its
-    utterances of one class are alike, so an exemplar of the voice tells the classes apart.
+    ``speak(c, eye)`` is the voice's class c (before a little noise). By default the voice says
+    class c along its own directions (not the prototypes') and leans towards the prototype of
+    class c+1, so the shipped banks rank every video of the wrong class first; its utterances of
+    one class are alike, so an exemplar of the voice tells the classes apart.
     """
     net = _net(confirm)
     dv, da = net.memory.video.dim, net.memory.speech.dim
@@ -46,11 +56,7 @@ def _case(confirm: str = "paper") -> tuple[FeatureMemoryNetwork, dict]:
         net.memory.speech.write(c, eye_a[c])
     videos = torch.stack([eye_v[c] + 0.05 * torch.randn(dv, generator=gen) for c in range(CLASSES) for _ in range(2)])
     speech = torch.stack(
-        [
-            3 * eye_a[10] + 0.3 * eye_a[(c + 1) % CLASSES] + eye_a[20 + c] + 0.05 * torch.randn(da, generator=gen)
-            for c in range(CLASSES)
-            for _ in range(PER_CLASS)
-        ]
+        [speak(c, eye_a) + 0.05 * torch.randn(da, generator=gen) for c in range(CLASSES) for _ in range(PER_CLASS)]
     )
     labels = [f"c{c}" for c in range(CLASSES)]
     data = {
@@ -146,26 +152,7 @@ def test_new_voice_rule_teaches_the_voice_where_the_paper_rule_cannot() -> None:
 def test_learning_the_voice_undoes_a_voice_wide_offset() -> None:
     """A voice that says every class with the same lean towards class 0's prototype: the banks
     read it all as class 0 until its offset, learned from one confirmation per class, is taken away."""
-    net = _net()
-    dv, da = net.memory.video.dim, net.memory.speech.dim
-    gen = torch.Generator().manual_seed(1)
-    eye_v, eye_a = torch.eye(dv), torch.eye(da)
-    for c in range(CLASSES):
-        net.memory.video.write(c, eye_v[c])
-        net.memory.speech.write(c, eye_a[c])
-    lean = 2 * eye_a[0] + eye_a[15]
-    speech = torch.stack(
-        [eye_a[c] + lean + 0.05 * torch.randn(da, generator=gen) for c in range(CLASSES) for _ in range(PER_CLASS)]
-    )
-    videos = torch.stack([eye_v[c] + 0.05 * torch.randn(dv, generator=gen) for c in range(CLASSES) for _ in range(2)])
-    labels = [f"c{c}" for c in range(CLASSES)]
-    data = {
-        "v_raw": videos,
-        "video_labels": [lab for lab in labels for _ in range(2)],
-        "a_raw": speech,
-        "speech_labels": [lab for lab in labels for _ in range(PER_CLASS)],
-        "families": ["leaning"] * len(speech),
-    }
+    net, data = _case(speak=lambda c, eye: eye[c] + 2 * eye[0] + eye[15])
     cells = {c.rule: c for c in adapt_features(net, **data, ks=(1,), seeds=2, rules=adaptation.run_names(["paper"]))}
     assert set(cells) == {"paper", "paper+voice"}
     assert np.mean(cells["paper"].r1_before) < 0.5  # the lean makes most of it class 0
