@@ -521,7 +521,8 @@ def _final_network(
     )  # fmt: skip
     final = create_fmn(final_cfg, with_video_encoder=True)
     state = {k: v for k, v in net.state_dict().items() if not k.startswith(("combiner.", "memory."))}
-    state |= {f"memory.{k}": v for k, v in memory_state.items()}
+    # The banks' persistent buffers only: a snapshot also holds the user's voice, never a model's.
+    state |= {f"memory.{k}": memory_state[k] for k in final.memory.state_dict()}
     state |= {f"video_encoder.{k}": v for k, v in encoder.state_dict().items()}
     if choice.combination == "learned":
         state |= {"combiner.linear.weight": learned[:2][None].clone(), "combiner.linear.bias": learned[2:].clone()}
