@@ -195,7 +195,10 @@ class Retriever:
         if self.store is None:
             return
         root = str(self.store.library)
-        rows, vectors = self.store.load()
+        # Big modalities' features come mapped from files (index.row_cache): with the approximate
+        # index, vecs are read only to sync it and raw only at the rows scored. Below the threshold
+        # the exact cosine stage reads every vector at each query, so they are held whole as before.
+        rows, vectors = self.store.load(map_above=self.ann_threshold)
         items = {i: self._item(root, r) for i, r in rows.items() if r.status != "stale"}
         collections = {
             m: Collection([items[i] for i in v.ids], v.vec, v.raw, v.spans, v.background) for m, v in vectors.items()

@@ -11,6 +11,7 @@ Where it lives: ``index.location``; the rows it reads and writes: ``index.record
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -29,6 +30,7 @@ from fmn_core.index.location import (
     index_dir_for,
 )
 from fmn_core.index.records import ItemRecord, LogRow, StoredItem, Vectors, WindowFeatures
+from fmn_core.index.row_cache import RowCache, RowKey, fingerprint
 
 SCHEMA_VERSION = 2  # 2: long videos as windows (the windows table, items.windows)
 STATUSES = ("ok", "failed", "stale")  # 'stale': features of another model, waiting to be re-encoded
@@ -107,6 +109,8 @@ _DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.int64: "int
 
 
 # (table, column, type) of the columns added to a table after its first release.
+log = logging.getLogger(__name__)
+
 _ADDED_COLUMNS = (("items", "windows", "INTEGER NOT NULL DEFAULT 0"), ("windows", "background", "REAL"))
 
 # The columns of StoredItem, in its order.
@@ -377,11 +381,107 @@ class Store:
             return None
         return np.frombuffer(row[0], dtype=np.float32).copy(), np.frombuffer(row[1], dtype=np.float32).copy()
 
-    def load(self) -> tuple[dict[str, StoredItem], dict[str, Vectors]]:
+    def load(self, map_above: int | None = None) -> tuple[dict[str, StoredItem], dict[str, Vectors]]:
         """Every item (by id) and each modality's searchable rows (:class:`Vectors`).
 
         The blobs of a modality are joined once and viewed as one matrix: no per-row array is made.
+
+        Args:
+            map_above: a modality of more rows than this gets its ``vec`` and ``raw`` as files
+                mapped in memory, read-only (``index.row_cache``, rebuilt from the blobs when they
+                do not match), not as joined blobs; None: always joined.
         """
+        with self._lock, self._snapshot():
+            if map_above is None:
+                return self._load_joined()
+            fetched = self._db.execute(f"SELECT {_ROW_COLUMNS}, indexed_at FROM items ORDER BY id").fetchall()
+            windowed = self._db.execute(
+                "SELECT w.item_id, w.idx, w.start, w.end, w.background FROM windows w "
+                "JOIN items i ON i.id = w.item_id "
+                "WHERE i.status = 'ok' ORDER BY w.item_id, w.idx"
+            ).fetchall()
+            rows = {r[0]: StoredItem(*r[:12]) for r in fetched}
+            by_item: dict[str, list[Any]] = {}
+            for w in windowed:
+                by_item.setdefault(w[0], []).append(w)
+            # (id, window position or -1, start, end, background) per searchable row, as _load_joined orders them
+            plans: dict[str, list[tuple[str, int, float, float, float | None]]] = {}
+            for modality in ("video", "speech"):
+                plans[modality] = plan = []
+                for r in fetched:
+                    if r[2] != modality or r[9] != "ok":
+                        continue
+                    if r[11] and r[0] in by_item:
+                        plan += [(w[0], int(w[1]), w[2], w[3], w[4]) for w in by_item[r[0]]]
+                    else:
+                        plan.append((r[0], -1, np.nan, np.nan, None))
+            if all(len(plan) <= map_above for plan in plans.values()):
+                return self._load_joined()  # small: as it always was
+            indexed_at = {r[0]: float(r[12]) for r in fetched}
+            vectors = {}
+            for modality, plan in plans.items():
+                keys = [(p[0], p[1], rows[p[0]].hash, indexed_at[p[0]]) for p in plan]
+                if not plan:
+                    vectors[modality] = Vectors([], np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
+                    continue
+                if len(plan) > map_above:
+                    vec, raw = self._mapped(modality, keys)
+                else:  # the other modality is the big one: this one is joined, as it always was
+                    blobs = list(self._blobs(modality, keys))
+                    vec = np.frombuffer(b"".join(b[0] for b in blobs), dtype=np.float32).reshape(len(plan), -1)
+                    raw = np.frombuffer(b"".join(b[1] for b in blobs), dtype=np.float32).reshape(len(plan), -1)
+                spans = np.array([(p[2], p[3]) for p in plan], dtype=np.float64) if windowed else None
+                background = np.array([np.nan if p[4] is None else p[4] for p in plan]) if windowed else None
+                vectors[modality] = Vectors([p[0] for p in plan], raw, vec, spans, background)
+            return rows, vectors
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the database (WAL: writers of other processes go on)."""
+        with self._lock:
+            outer = self._depth == 0
+            if outer:
+                self._db.execute("BEGIN")
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if outer:
+                    self._db.execute("COMMIT")  # nothing was written: only ends the read
+
+    def _mapped(self, modality: str, keys: list[RowKey]) -> tuple[np.ndarray, np.ndarray]:
+        """A big modality's ``(vec, raw)`` as mapped files, rebuilt from the blobs when they do not match."""
+        cache = RowCache(self.folder, modality, json.dumps(self.model_identity(), sort_keys=True))
+        fp = fingerprint(keys)
+        opened = cache.open(fp, len(keys))
+        if not isinstance(opened, str):
+            return opened
+        level = logging.INFO if opened == "none was written yet" else logging.WARNING
+        log.log(level, "%s: %s feature files rebuilt from the library index: %s", self.folder, modality, opened)
+        return cache.write(fp, len(keys), self._blobs(modality, keys))
+
+    def _blobs(self, modality: str, keys: Sequence[RowKey]) -> Iterator[tuple[bytes, bytes]]:
+        """``(vec, raw)`` blobs of a modality's rows in ``keys``'s order, read a row at a time."""
+        cur = self._db.execute(
+            "SELECT id, vec, raw FROM items WHERE modality = ? AND status = 'ok' ORDER BY id", (modality,)
+        )
+        at = 0
+        for item_id, vec, raw in cur:
+            if at < len(keys) and keys[at][0] == item_id and keys[at][1] >= 0:  # a long video: its windows
+                for wvec, wraw in self._db.execute(
+                    "SELECT vec, raw FROM windows WHERE item_id = ? ORDER BY idx", (item_id,)
+                ):
+                    yield bytes(wvec), bytes(wraw)
+                    at += 1
+            else:
+                yield bytes(vec), bytes(raw)
+                at += 1
+        if at != len(keys):
+            raise LibraryIndexError(f"{self.path}: {at} {modality} rows read, {len(keys)} expected")
+
+    def _load_joined(self) -> tuple[dict[str, StoredItem], dict[str, Vectors]]:
+        """:meth:`load` with every modality's blobs joined in memory."""
         with self._lock:
             fetched = self._db.execute(f"SELECT {_ROW_COLUMNS}, vec, raw FROM items ORDER BY id").fetchall()
             windowed = self._db.execute(
