@@ -113,6 +113,12 @@ log = logging.getLogger(__name__)
 
 _ADDED_COLUMNS = (("items", "windows", "INTEGER NOT NULL DEFAULT 0"), ("windows", "background", "REAL"))
 
+# The windows of searchable long videos, in the index's order; {blobs}: ", w.vec, w.raw" or "".
+_WINDOWS = (
+    "SELECT w.item_id, w.idx, w.start, w.end, w.background{blobs} FROM windows w "
+    "JOIN items i ON i.id = w.item_id WHERE i.status = 'ok' ORDER BY w.item_id, w.idx"
+)
+
 # The columns of StoredItem, in its order.
 _ROW_COLUMNS = "id, path, modality, size, mtime_ns, hash, duration, label, text, status, reason, windows"
 _WINDOW_COLUMNS = "item_id, idx, start, end, vec, raw, background, preview"
@@ -395,26 +401,9 @@ class Store:
             if map_above is None:
                 return self._load_joined()
             fetched = self._db.execute(f"SELECT {_ROW_COLUMNS}, indexed_at FROM items ORDER BY id").fetchall()
-            windowed = self._db.execute(
-                "SELECT w.item_id, w.idx, w.start, w.end, w.background FROM windows w "
-                "JOIN items i ON i.id = w.item_id "
-                "WHERE i.status = 'ok' ORDER BY w.item_id, w.idx"
-            ).fetchall()
+            windowed = self._db.execute(_WINDOWS.format(blobs="")).fetchall()
             rows = {r[0]: StoredItem(*r[:12]) for r in fetched}
-            by_item: dict[str, list[Any]] = {}
-            for w in windowed:
-                by_item.setdefault(w[0], []).append(w)
-            # (id, window position or -1, start, end, background) per searchable row, as _load_joined orders them
-            plans: dict[str, list[tuple[str, int, float, float, float | None]]] = {}
-            for modality in ("video", "speech"):
-                plans[modality] = plan = []
-                for r in fetched:
-                    if r[2] != modality or r[9] != "ok":
-                        continue
-                    if r[11] and r[0] in by_item:
-                        plan += [(w[0], int(w[1]), w[2], w[3], w[4]) for w in by_item[r[0]]]
-                    else:
-                        plan.append((r[0], -1, np.nan, np.nan, None))
+            plans = {m: _searchable_rows(fetched, windowed, m, blobs=False) for m in ("video", "speech")}
             if all(len(plan) <= map_above for plan in plans.values()):
                 return self._load_joined()  # small: as it always was
             indexed_at = {r[0]: float(r[12]) for r in fetched}
@@ -422,17 +411,12 @@ class Store:
             for modality, plan in plans.items():
                 keys = [(p[0], p[1], rows[p[0]].hash, indexed_at[p[0]]) for p in plan]
                 if not plan:
-                    vectors[modality] = Vectors([], np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
-                    continue
-                if len(plan) > map_above:
-                    vec, raw = self._mapped(modality, keys)
+                    vectors[modality] = _vectors([], [], [], bool(windowed))
+                elif len(plan) > map_above:
+                    vectors[modality] = _vectors(plan, *self._mapped(modality, keys), bool(windowed))
                 else:  # the other modality is the big one: this one is joined, as it always was
                     blobs = list(self._blobs(modality, keys))
-                    vec = np.frombuffer(b"".join(b[0] for b in blobs), dtype=np.float32).reshape(len(plan), -1)
-                    raw = np.frombuffer(b"".join(b[1] for b in blobs), dtype=np.float32).reshape(len(plan), -1)
-                spans = np.array([(p[2], p[3]) for p in plan], dtype=np.float64) if windowed else None
-                background = np.array([np.nan if p[4] is None else p[4] for p in plan]) if windowed else None
-                vectors[modality] = Vectors([p[0] for p in plan], raw, vec, spans, background)
+                    vectors[modality] = _vectors(plan, [b[0] for b in blobs], [b[1] for b in blobs], bool(windowed))
             return rows, vectors
 
     @contextmanager
@@ -484,34 +468,12 @@ class Store:
         """:meth:`load` with every modality's blobs joined in memory."""
         with self._lock:
             fetched = self._db.execute(f"SELECT {_ROW_COLUMNS}, vec, raw FROM items ORDER BY id").fetchall()
-            windowed = self._db.execute(
-                "SELECT w.item_id, w.start, w.end, w.vec, w.raw, w.background FROM windows w "
-                "JOIN items i ON i.id = w.item_id "
-                "WHERE i.status = 'ok' ORDER BY w.item_id, w.idx"
-            ).fetchall()
+            windowed = self._db.execute(_WINDOWS.format(blobs=", w.vec, w.raw")).fetchall()
         rows = {r[0]: StoredItem(*r[:12]) for r in fetched}
-        by_item: dict[str, list[Any]] = {}
-        for w in windowed:
-            by_item.setdefault(w[0], []).append(w)
         vectors = {}
         for modality in ("video", "speech"):
-            # (id, start, end, vec, raw) per searchable row: a clip's own, or its windows in order
-            parts: list[Any] = []
-            for r in fetched:
-                if r[2] != modality or r[9] != "ok":
-                    continue
-                if r[11] and r[0] in by_item:
-                    parts += by_item[r[0]]
-                else:
-                    parts.append((r[0], np.nan, np.nan, r[12], r[13], None))
-            if not parts:
-                vectors[modality] = Vectors([], np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
-                continue
-            vec = np.frombuffer(b"".join(p[3] for p in parts), dtype=np.float32).reshape(len(parts), -1)
-            raw = np.frombuffer(b"".join(p[4] for p in parts), dtype=np.float32).reshape(len(parts), -1)
-            spans = np.array([(p[1], p[2]) for p in parts], dtype=np.float64) if windowed else None
-            background = np.array([np.nan if p[5] is None else p[5] for p in parts]) if windowed else None
-            vectors[modality] = Vectors([p[0] for p in parts], raw, vec, spans, background)
+            parts = _searchable_rows(fetched, windowed, modality, blobs=True)
+            vectors[modality] = _vectors(parts, [p[5] for p in parts], [p[6] for p in parts], bool(windowed))
         return rows, vectors
 
     # -- memory banks and their log -----------------------------------------------------------
@@ -585,6 +547,44 @@ class Store:
         """SQLite's own consistency check: 'ok' when the file is sound."""
         with self._lock:
             return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _searchable_rows(fetched: Sequence[Any], windowed: Sequence[Any], modality: str, blobs: bool) -> list[Any]:
+    """A modality's searchable rows in the index's order: a clip's own, or its windows in order.
+
+    Each is ``(id, window position or -1, start, end, background)``, then ``vec, raw`` with
+    ``blobs`` (the items' rows then end with their vec and raw columns, as the windows' do).
+    """
+    by_item: dict[str, list[Any]] = {}
+    for w in windowed:
+        by_item.setdefault(w[0], []).append(tuple(w))
+    out: list[Any] = []
+    for r in fetched:
+        if r[2] != modality or r[9] != "ok":
+            continue
+        if r[11] and r[0] in by_item:
+            out += by_item[r[0]]
+        else:
+            out.append((r[0], -1, np.nan, np.nan, None, *(r[12:14] if blobs else ())))
+    return out
+
+
+def _vectors(
+    plan: Sequence[Any], vec: np.ndarray | Sequence[bytes], raw: np.ndarray | Sequence[bytes], windowed: bool
+) -> Vectors:
+    """A modality's :class:`Vectors` from its :func:`_searchable_rows` and their features: arrays
+    (mapped files), or one blob per row, joined once and viewed as one matrix (no per-row array)."""
+    if not plan:
+        return Vectors([], np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32))
+
+    def matrix(rows: np.ndarray | Sequence[bytes]) -> np.ndarray:
+        if isinstance(rows, np.ndarray):
+            return rows
+        return np.frombuffer(b"".join(rows), dtype=np.float32).reshape(len(plan), -1)
+
+    spans = np.array([(p[2], p[3]) for p in plan], dtype=np.float64) if windowed else None
+    background = np.array([np.nan if p[4] is None else p[4] for p in plan]) if windowed else None
+    return Vectors([p[0] for p in plan], matrix(raw), matrix(vec), spans, background)
 
 
 __all__ = ["SCHEMA_VERSION", "STATUSES", "Store"]
