@@ -398,14 +398,16 @@ class Store:
                 do not match), not as joined blobs; None: always joined.
         """
         with self._lock, self._snapshot():
-            if map_above is None:
+            # Most libraries are small: count their rows (at least as many as will be searchable)
+            # before planning, so that a small one's reload reads its items once, not twice.
+            if map_above is None or self._most_rows() <= map_above:
                 return self._load_joined()
             fetched = self._db.execute(f"SELECT {_ROW_COLUMNS}, indexed_at FROM items ORDER BY id").fetchall()
             windowed = self._db.execute(_WINDOWS.format(blobs="")).fetchall()
             rows = {r[0]: StoredItem(*r[:12]) for r in fetched}
             plans = {m: _searchable_rows(fetched, windowed, m, blobs=False) for m in ("video", "speech")}
             if all(len(plan) <= map_above for plan in plans.values()):
-                return self._load_joined()  # small: as it always was
+                return self._load_joined()  # long videos counted but not windowed yet: small after all
             indexed_at = {r[0]: float(r[12]) for r in fetched}
             vectors = {}
             for modality, plan in plans.items():
@@ -418,6 +420,14 @@ class Store:
                     blobs = list(self._blobs(modality, keys))
                     vectors[modality] = _vectors(plan, [b[0] for b in blobs], [b[1] for b in blobs], bool(windowed))
             return rows, vectors
+
+    def _most_rows(self) -> int:
+        """The rows of the larger modality, counting every window a long video is to have."""
+        counted = self._db.execute(
+            "SELECT COALESCE(MAX(n), 0) FROM (SELECT SUM(MAX(windows, 1)) AS n FROM items "
+            "WHERE status = 'ok' GROUP BY modality)"
+        ).fetchone()[0]
+        return int(counted)
 
     @contextmanager
     def _snapshot(self) -> Iterator[None]:
