@@ -28,6 +28,7 @@ from fmn_core.models.fmn import FeatureMemoryNetwork, FMNConfig, ScoreOutput
 
 if TYPE_CHECKING:
     from fmn_core.eval.calibration import Calibration
+    from fmn_core.index.moments import MomentPrior
 
 CHECKPOINT_NAME = "model.safetensors"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -196,15 +197,27 @@ class FMNModel:
         return load_calibration(self.path, self.checkpoint_hash)
 
     @functools.cached_property
+    def _moments(self) -> MomentPrior | None:
+        """``moments.json`` beside the checkpoint, when it was written for these weights."""
+        if self.path is None:
+            return None
+        from fmn_core.index.moments import load_moment_prior
+
+        return load_moment_prior(self.path, self.checkpoint_hash)
+
+    @property
     def moment_prior(self) -> float:
         """The weight of the background prior in a window's score (``index.moments.moment_scores``):
         from ``moments.json`` beside the checkpoint, 0 without one or without a background class."""
-        if self.path is None or self.background_class is None:
+        if self._moments is None or self.background_class is None:
             return 0.0
-        from fmn_core.index.moments import load_moment_prior
+        return self._moments.background_weight
 
-        prior = load_moment_prior(self.path, self.checkpoint_hash)
-        return prior.background_weight if prior is not None else 0.0
+    @property
+    def moment_centre(self) -> float:
+        """How far below its best window a moment's run reaches, the moment being centred on it
+        (``centre`` of ``index.moments.merge_windows``): from ``moments.json``, 0 (the best window) without."""
+        return self._moments.centre_within if self._moments is not None else 0.0
 
     @property
     def background_class(self) -> int | None:

@@ -85,24 +85,28 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _eval_moments(model: Any, args: argparse.Namespace) -> int:
-    from fmn_core.eval.moments_eval import choose_background_weight, evaluate_moments
+    from fmn_core.errors import FmnError
+    from fmn_core.eval.moments_eval import choose_moment_prior, evaluate_moments
 
     bars = StageBars()
     # the windows the index would use, unless asked otherwise
     args.window = args.window if args.window is not None else model.video_frontend.window
     args.hop = args.hop if args.hop is not None else model.video_frontend.hop
+    if args.grow > 0 and args.centre:
+        raise FmnError("--grow and --centre are two ways of shaping a moment: give one")
     if args.choose_prior:
-        prior = choose_background_weight(
+        prior = choose_moment_prior(
             model, args.manifest, args.split, length=args.window, hop=args.hop, grow=args.grow, jobs=args.jobs,
             progress=lambda what, done, total: bars(what, done, total),
         )  # fmt: skip
-        for w, value in prior.figures.items():
-            print(f"background weight {w:>4}: within-video R@1 at IoU 0.5 {100 * value:.1f}")
-        print(f"chose {prior.background_weight:g} on split {args.split}; wrote {prior.save(model.path)}")
+        for setting, value in prior.figures.items():
+            print(f"{setting:<24}: within-video R@1 at IoU 0.5 {100 * value:.1f}")
+        print(f"chose background weight {prior.background_weight:g}, centre {prior.centre_within:g} on split "
+              f"{args.split}; wrote {prior.save(model.path)}")  # fmt: skip
         return 0
     report = evaluate_moments(
         model, args.manifest, args.split, args.window, args.hop, grow=args.grow, jobs=args.jobs, strip=args.plot,
-        progress=lambda what, done, total: bars(what, done, total),
+        centre=args.centre, progress=lambda what, done, total: bars(what, done, total),
     )  # fmt: skip
     print(f"{model.name} on {args.manifest}, split {args.split}, windows {args.window:g} s every {args.hop:g} s: "
           f"{report.counts}")  # fmt: skip
@@ -293,14 +297,20 @@ def _add_eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument(
         "--choose-prior",
         action="store_true",
-        help="with --moments (on a validation split): choose the weight of the background prior that ranks "
-        "moments best and write it beside the model (moments.json)",
+        help="with --moments (on a validation split): choose the weight of the background prior and the "
+        "centre that make moments best and write them beside the model (moments.json)",
     )
     p.add_argument(
         "--grow",
         type=float,
         default=0.0,
         help="with --moments: a moment takes in neighbouring windows scoring within this of its best (0: none)",
+    )
+    p.add_argument(
+        "--centre",
+        type=float,
+        help="with --moments: a moment is one window centred on the run of windows scoring within this of its "
+        "best (0: the best window; default: the model's, from moments.json)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--jobs", type=int, default=None, help="decoding processes (default: all cores)")

@@ -153,15 +153,17 @@ def evaluate_moments(
     jobs: int | None = None,
     progress: Progress | None = None,
     strip: str | os.PathLike[str] | None = None,
-    background_weights: Sequence[float] | None = None,
+    centre: float | None = None,
+    settings: Sequence[tuple[float, float]] | None = None,
 ) -> MomentReport:
     """The protocol of the module docstring on one split of a manifest.
 
-    Windows are ranked as search ranks them (``index.moments.moment_scores``: log S and the
-    model's background prior). ``strip``: also draw, to this PNG, the first English query's
+    Windows are ranked and merged into moments as search does (``index.moments.moment_scores``:
+    log S and the model's background prior; ``merge_windows`` with the model's ``centre``, unless
+    ``centre`` or ``grow`` is given). ``strip``: also draw, to this PNG, the first English query's
     window scores over the first video that shows its class, against the annotated segments.
-    ``background_weights``: instead of the model's own prior weight, report each of these (the
-    figures of weight w under the scope ``"all, weight w"``), for choosing one on validation.
+    ``settings``: instead of the model's own, report each ``(background weight, centre)`` (under
+    the scope ``"all, weight w, centre c"``), for choosing them on validation.
 
     Raises:
         FmnError: the split has no segment rows, or no speech of their classes.
@@ -184,50 +186,70 @@ def evaluate_moments(
     )  # (windows, queries)
     background = model.background_probability(v_raw)
     scores = moment_scores(log_s, background, model.moment_prior)
+    if centre is None:
+        centre = 0.0 if grow > 0 else model.moment_centre
     rows = [data.speech_rows[i] for i in queries]
     report = MomentReport(
         counts={"videos": len(videos), "windows": len(v_raw), "segments": len(segments), "queries": len(rows)},
         window=(length, hop),
     )
     if strip is not None:
-        _draw_first_strip(Path(strip), videos, scores, rows)
+        _draw_first_strip(Path(strip), videos, scores, rows, centre)
     labels_q = [r.label for r in rows]
-    if background_weights is not None:
-        for w in background_weights:
+    if settings is not None:
+        for w, c in settings:
             weighted = moment_scores(log_s, background, w)
-            report.figures[f"all, weight {w:g}"] = _figures(videos, weighted, labels_q, grow, overlap)
+            report.figures[_setting(w, c)] = _figures(videos, weighted, labels_q, grow, overlap, c)
         return report
     for scope in ["all", *sorted({r.lang for r in rows if r.lang})]:
         chosen = [j for j, r in enumerate(rows) if scope == "all" or r.lang == scope]
-        report.figures[scope] = _figures(videos, scores[:, chosen], [labels_q[j] for j in chosen], grow, overlap)
+        scoped = [labels_q[j] for j in chosen]
+        report.figures[scope] = _figures(videos, scores[:, chosen], scoped, grow, overlap, centre)
     return report
 
 
-def choose_background_weight(
+def choose_moment_prior(
     model: FMNModel,
     manifest_path: str | os.PathLike[str],
     split: str = "val",
-    grid: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+    weights: Sequence[float] = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+    centres: Sequence[float] = (0.0, 0.5, 1.0, 2.0),
     **options: Any,
 ) -> MomentPrior:
-    """The background weight with the best within-video R@1 at IoU 0.5 on ``split`` (the smaller on a tie).
+    """The background weight and centre with the best within-video R@1 at IoU 0.5 on ``split``
+    (on a tie the smaller centre, then the smaller weight: the less a setting changes, the better).
+
+    A model without a background class has no prior to weigh: only the centre is chosen. With
+    ``grow`` (a moment made of the windows it grows over) there is no centre to choose.
 
     Raises:
-        FmnError: the model has no background class (train it with ``background`` rows), or
-            the split has no segments or speech for them.
+        FmnError: the split has no segments or speech for them.
     """
     if model.background_class is None:
-        raise FmnError(f"{model.name} has no background class: train it on a manifest with 'background' rows "
-                       "(fmn manifest background) to rank moments with a background prior")  # fmt: skip
-    report = evaluate_moments(model, manifest_path, split, background_weights=grid, **options)
-    figures = {f"{w:g}": report.figures[f"all, weight {w:g}"]["FMN, within the video"]["R@1 IoU0.5"] for w in grid}
-    best = max(grid, key=lambda w: (figures[f"{w:g}"], -w))
+        log.warning("%s has no background class (train it with 'background' rows: fmn manifest background); "
+                    "only how moments are centred is chosen", model.name)  # fmt: skip
+        weights = (0.0,)
+    if options.get("grow", 0.0) > 0:
+        centres = (0.0,)
+    grid = [(w, c) for w in weights for c in centres]
+    report = evaluate_moments(model, manifest_path, split, settings=grid, **options)
+    figures = {_setting(w, c): report.figures[_setting(w, c)]["FMN, within the video"]["R@1 IoU0.5"] for w, c in grid}
+    weight, centre = max(grid, key=lambda wc: (figures[_setting(*wc)], -wc[1], -wc[0]))
     digest = model.checkpoint_hash() if model.path is not None else ""
-    return MomentPrior(digest, float(best), split, figures)
+    return MomentPrior(digest, float(weight), split, figures, float(centre))
+
+
+def _setting(weight: float, centre: float) -> str:
+    return f"weight {weight:g}, centre {centre:g}"
 
 
 def _figures(
-    videos: Sequence[_Video], scores: np.ndarray, labels: Sequence[str], grow: float, overlap: float
+    videos: Sequence[_Video],
+    scores: np.ndarray,
+    labels: Sequence[str],
+    grow: float,
+    overlap: float,
+    centre: float,
 ) -> dict[str, dict[str, float]]:
     grounding_preds, grounding_truths = [], []
     corpus_preds, corpus_truths = [], []
@@ -237,7 +259,7 @@ def _figures(
         everywhere: list[tuple[float, VideoSpan]] = []
         truths = [t for v in videos for t in v.truths.get(label, [])]
         for v in videos:
-            moments = merge_windows(v.spans, scores[v.rows, q].tolist(), grow, overlap, top=max(KS))
+            moments = merge_windows(v.spans, scores[v.rows, q].tolist(), grow, overlap, top=max(KS), centre=centre)
             everywhere += [(m.score, (v.path, m.start, m.end)) for m in moments]
             if label in v.truths:
                 grounding_preds.append([(v.path, m.start, m.end) for m in moments])
@@ -267,7 +289,9 @@ def _figures(
     }
 
 
-def _draw_first_strip(path: Path, videos: Sequence[_Video], scores: np.ndarray, rows: Sequence[ManifestRow]) -> None:
+def _draw_first_strip(
+    path: Path, videos: Sequence[_Video], scores: np.ndarray, rows: Sequence[ManifestRow], centre: float
+) -> None:
     video = videos[0]
     q = next(
         (j for j, r in enumerate(rows) if r.label in video.truths and r.lang in ("en", "")),
@@ -275,11 +299,17 @@ def _draw_first_strip(path: Path, videos: Sequence[_Video], scores: np.ndarray, 
     )
     if q is None:
         return
-    draw_strip(path, video.spans, scores[video.rows, q], video.truths[rows[q].label], rows[q].text or rows[q].label)
+    label = rows[q].label
+    draw_strip(path, video.spans, scores[video.rows, q], video.truths[label], rows[q].text or label, centre)
 
 
 def draw_strip(
-    path: Path, spans: Sequence[tuple[float, float]], scores: np.ndarray, truths: Sequence[VideoSpan], query: str
+    path: Path,
+    spans: Sequence[tuple[float, float]],
+    scores: np.ndarray,
+    truths: Sequence[VideoSpan],
+    query: str,
+    centre: float = 0.0,
 ) -> None:
     """A query's window scores over one video (a point per window, at its centre) against the
     annotated segments (green) and the best moment (blue), as a PNG."""
@@ -300,7 +330,7 @@ def draw_strip(
 
     for _, s, e in truths:
         cv2.rectangle(img, (x(s), top), (x(e), h - bottom), (200, 235, 200), -1)
-    best = merge_windows(spans, scores.tolist(), top=1)[0]
+    best = merge_windows(spans, scores.tolist(), top=1, centre=centre)[0]
     cv2.rectangle(img, (x(best.start), top - 8), (x(best.end), top - 3), (213, 123, 58), -1)
     points = np.array([(x((s + e) / 2), y(v)) for (s, e), v in zip(spans, scores, strict=True)], np.int32)
     cv2.polylines(img, [points], False, (60, 60, 60), 1, cv2.LINE_AA)
@@ -317,4 +347,4 @@ def _right_windows(video: _Video, truths: Sequence[VideoSpan], iou: float) -> in
     return sum(any(temporal_iou(span, t[1:]) >= iou for t in truths) for span in video.spans)
 
 
-__all__ = ["IOUS", "KS", "MomentReport", "choose_background_weight", "evaluate_moments"]
+__all__ = ["IOUS", "KS", "MomentReport", "choose_moment_prior", "evaluate_moments"]

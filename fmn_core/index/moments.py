@@ -80,12 +80,14 @@ def moment_scores(log_s: np.ndarray, background: np.ndarray | None, weight: floa
 
 @dataclass(frozen=True)
 class MomentPrior:
-    """The background weight of :func:`moment_scores` chosen for one checkpoint (``moments.json``)."""
+    """How one checkpoint's moments are made, chosen on validation (``moments.json``): the background
+    weight of :func:`moment_scores` and the ``centre`` of :func:`merge_windows`."""
 
     checkpoint_hash: str
     background_weight: float
     split: str  # where it was chosen
-    figures: dict[str, float] = field(default_factory=dict)  # weight -> the choosing figure, for the record
+    figures: dict[str, float] = field(default_factory=dict)  # setting -> the choosing figure, for the record
+    centre_within: float = 0.0  # files written before centring existed make moments of the best window alone
 
     def save(self, checkpoint: Path) -> Path:
         path = checkpoint.parent / PRIOR_FILE
@@ -99,9 +101,15 @@ def load_moment_prior(checkpoint: Path, checkpoint_hash: Callable[[], str]) -> M
 
     def parse(raw: dict[str, Any]) -> MomentPrior:
         figures = {str(k): float(v) for k, v in raw.get("figures", {}).items()}
-        return MomentPrior(str(raw["checkpoint_hash"]), float(raw["background_weight"]), str(raw["split"]), figures)
+        return MomentPrior(
+            str(raw["checkpoint_hash"]),
+            float(raw["background_weight"]),
+            str(raw["split"]),
+            figures,
+            float(raw.get("centre_within", 0.0)),
+        )
 
-    without = "moments are ranked by S alone"
+    without = "moments are ranked by S alone, each its best window"
     return read_beside(checkpoint.parent / PRIOR_FILE, parse, checkpoint_hash, "moment prior", without)
 
 
@@ -126,7 +134,12 @@ def temporal_iou(a: Span, b: Span) -> float:
 
 
 def merge_windows(
-    spans: Sequence[Span], scores: Sequence[float], grow: float = 0.0, overlap: float = 0.3, top: int | None = None
+    spans: Sequence[Span],
+    scores: Sequence[float],
+    grow: float = 0.0,
+    overlap: float = 0.3,
+    top: int | None = None,
+    centre: float = 0.0,
 ) -> list[Moment]:
     """Temporal non-maximum suppression over one video's windows, best moment first.
 
@@ -140,24 +153,33 @@ def merge_windows(
         overlap: windows whose IoU with a chosen moment reaches this are suppressed; a window
             that overlaps it less (a separate peak just beside it) may become a moment of its own.
         top: stop after this many moments (None: until every window is used).
+        centre: a moment is one window long, centred on the run of windows around its best that
+            score at least the best minus ``centre`` (0: the best window itself). A step shorter
+            than a window lifts every window that holds it whole, and a longer one every window
+            inside it, equally: the best of such a plateau is where noise puts it, while the
+            plateau's middle is the step's middle (the window's length being the middle of the
+            steps' lengths). Chosen on validation with the background weight (``MomentPrior``).
 
     Returns:
         Moments, best first.
     """
     if len(spans) != len(scores):
         raise ValueError(f"{len(spans)} windows but {len(scores)} scores")
+    if grow > 0 and centre > 0:
+        raise ValueError("a moment either grows over its neighbours or is centred on them: give grow or centre")
     free = [True] * len(spans)
     order = sorted(range(len(spans)), key=lambda i: -scores[i])
     moments: list[Moment] = []
     for best in order:
         if not free[best]:
             continue
-        lo = hi = best
-        while lo > 0 and free[lo - 1] and scores[lo - 1] >= scores[best] - grow:
-            lo -= 1
-        while hi < len(spans) - 1 and free[hi + 1] and scores[hi + 1] >= scores[best] - grow:
-            hi += 1
+        lo, hi = _run(spans, scores, free, best, grow)
         moment = Moment(spans[lo][0], spans[hi][1], float(scores[best]), best)
+        if centre > 0:
+            lo, hi = _run(spans, scores, free, best, centre)
+            middle, half = (spans[lo][0] + spans[hi][1]) / 2, (spans[best][1] - spans[best][0]) / 2
+            start = min(max(middle - half, spans[0][0]), spans[-1][1] - 2 * half)  # inside the video
+            moment = Moment(round(start, 6), round(start + 2 * half, 6), float(scores[best]), best)
         for i in range(lo, hi + 1):
             free[i] = False
         for i in range(len(spans)):
@@ -167,6 +189,26 @@ def merge_windows(
         if top is not None and len(moments) >= top:
             break
     return moments
+
+
+def _run(
+    spans: Sequence[Span], scores: Sequence[float], free: Sequence[bool], best: int, within: float
+) -> tuple[int, int]:
+    """The first and last window of the run around ``best``: unused neighbours that overlap the
+    next window in (a search scores only some of a video's windows: a gap ends the run) and score
+    at least the best minus ``within``."""
+
+    def joins(i: int, j: int) -> bool:
+        return (
+            free[i] and spans[i][0] < spans[j][1] and spans[j][0] < spans[i][1] and scores[i] >= scores[best] - within
+        )
+
+    lo = hi = best
+    while lo > 0 and joins(lo - 1, lo):
+        lo -= 1
+    while hi < len(spans) - 1 and joins(hi + 1, hi):
+        hi += 1
+    return lo, hi
 
 
 def recall_at_iou(

@@ -60,7 +60,8 @@ def hits_in_order(
     become moments (each the row of its best window, and its span).
 
     Where there are windows, rows are ranked by log S and windows by log S with the model's
-    background prior (``index.moments.moment_scores``), as ``fmn eval --moments`` ranks them.
+    background prior (``index.moments.moment_scores``), and merged into moments with the model's
+    centre (``index.moments.merge_windows``), as ``fmn eval --moments`` ranks and merges them.
     Ties keep library order (a stable sort on row order), as the evaluation breaks them.
     """
     none = (None, None)
@@ -83,7 +84,8 @@ def hits_in_order(
         while end < len(rows) and windowed[end] and col.items[rows[end]].id == item:
             end += 1
         group = list(range(j, end))  # the video's scored windows, in time order
-        for m in merge_windows([tuple(col.spans[rows[k]]) for k in group], score[group].tolist()):
+        group_spans = [tuple(col.spans[rows[k]]) for k in group]
+        for m in merge_windows(group_spans, score[group].tolist(), centre=model.moment_centre):
             chosen.append(group[m.best])
             spans.append((m.start, m.end))
         j = end

@@ -109,10 +109,11 @@ class WindowScores:
     spans: np.ndarray  # (n, 2) window (start, end) in seconds, in time order
     scores: np.ndarray  # (n,) what search ranks windows by (log S and the background prior; higher is better)
     confidence: np.ndarray | None  # (n,) calibrated probabilities; None without a calibration
+    centre: float = 0.0  # how moments are centred on their runs (the model's; index.moments.merge_windows)
 
     def moments(self) -> list[Moment]:
         """The moments search would make of them, best first."""
-        return merge_windows([tuple(x) for x in self.spans.tolist()], self.scores.tolist())
+        return merge_windows([tuple(x) for x in self.spans.tolist()], self.scores.tolist(), centre=self.centre)
 
 
 __all__ = ["MODALITIES", "BankUpdate", "Hit", "Item", "Query", "SearchResult", "SlotInfo", "WindowScores"]

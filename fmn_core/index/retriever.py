@@ -449,7 +449,8 @@ class Retriever:
         sure = fit.confidence(score) if fit is not None else None
         background = col.background[rows] if col.background is not None else None
         log_s = scoring.log_s(score, self.model.net.combiner.mode)
-        return WindowScores(col.spans[rows].copy(), moment_scores(log_s, background, self.model.moment_prior), sure)
+        scores = moment_scores(log_s, background, self.model.moment_prior)
+        return WindowScores(col.spans[rows].copy(), scores, sure, self.model.moment_centre)
 
     def _query_raw(self, query: Query) -> torch.Tensor:
         """``(1, D)`` the query's raw features as they are scored: a user's own speech with the

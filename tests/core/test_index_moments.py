@@ -270,11 +270,13 @@ def test_the_background_prior_ranks_windows_in_search_as_in_the_evaluation(
             str(library / "manifest.csv"), "--split", "test", "--jobs", "1"]  # fmt: skip
     assert main(argv) == 0
     prior = json.loads((background_model / "moments.json").read_text())
-    assert set(prior["figures"]) == {"0", "0.5", "1", "2", "4", "8", "16"} and "chose" in capsys.readouterr().out
-    prior["background_weight"] = 8.0  # a strong prior, so that it shows in the order whatever was chosen
+    grid = {f"weight {w}, centre {c}" for w in ("0", "0.5", "1", "2", "4", "8", "16") for c in ("0", "0.5", "1", "2")}
+    assert set(prior["figures"]) == grid and "chose" in capsys.readouterr().out
+    # a strong prior and a wide centre, so that they show in the order and the spans whatever was chosen
+    prior["background_weight"], prior["centre_within"] = 8.0, 1.0
     (background_model / "moments.json").write_text(json.dumps(prior))
     model = FMNModel.load(background_model)
-    assert model.moment_prior == 8.0
+    assert (model.moment_prior, model.moment_centre) == (8.0, 1.0)
     r = Retriever.open(library, background_model, jobs=1)
     try:
         speech = [it for it in r.items("speech") if it.status == "ok"]
@@ -287,14 +289,16 @@ def test_the_background_prior_ranks_windows_in_search_as_in_the_evaluation(
         background = model.background_probability(v_raw)
         assert background is not None and np.all((background > 0) & (background < 1))
         score = log_s(model.ranking_scores(v_raw, query.raw[None])[:, 0], model.net.combiner.mode)
-        expected = merge_windows(spans, moment_scores(score, background, 8.0).tolist())
+        expected = merge_windows(spans, moment_scores(score, background, 8.0).tolist(), centre=1.0)
         assert np.allclose(found, [m.span for m in expected], atol=1e-6)
         strip = r.window_scores(query, RECIPE_IDS[0])
         np.testing.assert_allclose(strip.scores, moment_scores(score, background, 8.0), rtol=1e-4, atol=1e-4)
+        assert np.allclose([m.span for m in strip.moments()], [m.span for m in expected], atol=1e-4)
     finally:
         r.close()
     (background_model / "moments.json").write_text(json.dumps({**prior, "checkpoint_hash": "other weights"}))
-    assert FMNModel.load(background_model).moment_prior == 0.0  # chosen for another checkpoint: not used
+    other = FMNModel.load(background_model)
+    assert (other.moment_prior, other.moment_centre) == (0.0, 0.0)  # chosen for another checkpoint: not used
 
 
 def test_moment_scores_add_the_log_prior_only_where_there_is_one() -> None:

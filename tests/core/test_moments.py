@@ -37,6 +37,28 @@ def test_a_run_of_good_windows_becomes_one_moment_and_the_next_peak_another() ->
         merge_windows(spans, scores[:-1])
 
 
+def test_a_moment_is_centred_on_the_plateau_of_windows_that_hold_its_step() -> None:
+    spans = windows(20.0, 5.0, 1.0)  # 16 windows: [0,5] .. [15,20]
+    # a 3 s step at [8, 11]: the windows starting at 6, 7 and 8 hold it whole and score alike; noise
+    # puts the best at the plateau's edge (start 6), whose window is off by 2 s (IoU 0.43)
+    short = [0.0] * 16
+    short[6], short[7], short[8], short[12] = 3.0, 2.9, 2.8, 1.0
+    assert merge_windows(spans, short, top=1)[0] == Moment(6.0, 11.0, 3.0, 6)
+    first, second = merge_windows(spans, short, top=2, centre=0.5)
+    assert first == Moment(7.0, 12.0, 3.0, 6)  # one window long, centred on the plateau [6, 13]
+    assert second == Moment(12.0, 17.0, 1.0, 12)  # the plateau's windows are used up; the next peak stands
+    # a 7 s step at [4, 11]: the windows inside it (starts 4, 5, 6) make the plateau, its middle 7.5
+    long = [0.0] * 16
+    long[4], long[5], long[6] = 2.8, 2.9, 3.0
+    assert merge_windows(spans, long, top=1, centre=0.5)[0] == Moment(5.0, 10.0, 3.0, 6)
+    # a run stops at a gap (a search scores only some windows) and the moment stays inside the video
+    gapped = [(0.0, 5.0), (1.0, 6.0), (9.0, 14.0)]
+    assert merge_windows(gapped, [2.9, 3.0, 2.95], top=1, centre=0.5)[0] == Moment(0.5, 5.5, 3.0, 1)
+    assert merge_windows(spans, [3.0] * 16, top=1, centre=0.5)[0] == Moment(7.5, 12.5, 3.0, 0)
+    with pytest.raises(ValueError, match="grow or centre"):
+        merge_windows(spans, short, grow=0.5, centre=0.5)
+
+
 def test_recall_at_iou_within_a_video_and_across_a_library() -> None:
     truths = [[("recipe1", 10.0, 15.0)], [("recipe2", 0.0, 4.0), ("recipe2", 20.0, 24.0)]]
     predictions = [
