@@ -6,7 +6,9 @@ builds (once) an index of ``--rows`` video clips with random features of the shi
 (common space 256, raw 512; no previews: loading never reads them), then loads it in fresh
 processes, each printing its peak resident memory: joined (``Store.load()``, as before), mapped
 with the files rebuilt from SQLite (the first open, or after a change), and mapped from the files
-(every later open).
+(every later open); then it writes ``--change`` items again (new features, spread over the
+library, as re-indexing changed files does) and loads once more: the files are updated, reading
+only those rows from SQLite.
 """
 
 from __future__ import annotations
@@ -29,6 +31,19 @@ E, D = 256, 512  # the shipped model's common space and raw video features
 _BATCH = 10_000
 
 
+def _write(store: Store, numbers: np.ndarray, rng: np.random.Generator) -> None:
+    """Write clips ``v<number>`` with random unit vectors (again, if they exist: new features)."""
+    n = len(numbers)
+    vec = rng.standard_normal((n, E), dtype=np.float32)
+    vec /= np.linalg.norm(vec, axis=1, keepdims=True)
+    raw = rng.standard_normal((n, D), dtype=np.float32)
+    store.write_items([
+        ItemRecord(StoredItem(f"v{k:09d}", f"v{k:09d}.mp4", "video", 1, 1, f"{k:x}-{rng.integers(1 << 30)}",
+                              5.0, None, None, "ok", None), None, raw[i], vec[i])
+        for i, k in enumerate(numbers.tolist())
+    ])  # fmt: skip
+
+
 def build(work: Path, rows: int) -> None:
     """An index of ``rows`` ok video clips with random unit vectors."""
     rng = np.random.default_rng(0)
@@ -36,15 +51,13 @@ def build(work: Path, rows: int) -> None:
     with Store(work / "lib", work / "index") as store:
         store.set_meta("model", json.dumps({"bench": "open"}))
         for start in range(0, rows, _BATCH):
-            n = min(_BATCH, rows - start)
-            vec = rng.standard_normal((n, E), dtype=np.float32)
-            vec /= np.linalg.norm(vec, axis=1, keepdims=True)
-            raw = rng.standard_normal((n, D), dtype=np.float32)
-            store.write_items([
-                ItemRecord(StoredItem(f"v{start + i:09d}", f"v{start + i:09d}.mp4", "video", 1, 1, f"{start + i:x}",
-                                      5.0, None, None, "ok", None), None, raw[i], vec[i])
-                for i in range(n)
-            ])  # fmt: skip
+            _write(store, np.arange(start, min(start + _BATCH, rows)), rng)
+
+
+def change(work: Path, rows: int, count: int) -> None:
+    """Write ``count`` of the ``rows`` clips again, spread evenly over the library."""
+    with Store(work / "lib", work / "index") as store:
+        _write(store, np.linspace(0, rows - 1, count).astype(np.int64), np.random.default_rng(1))
 
 
 def measure(work: Path, mode: str) -> None:
@@ -66,6 +79,7 @@ def main() -> None:
     parser.add_argument("work", type=Path)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--no-joined", action="store_true", help="skip the joined load (6.6 GB a million rows)")
+    parser.add_argument("--change", type=int, default=1000, help="items written again before the last load")
     parser.add_argument("--measure", choices=("joined", "mapped"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -84,6 +98,10 @@ def main() -> None:
         subprocess.run([*this, mode], check=True)
     print("(again, from the files)", flush=True)
     subprocess.run([*this, "mapped"], check=True)
+    if args.change:
+        change(args.work, args.rows, args.change)
+        print(f"(after {args.change:,} items were written again: the files updated)", flush=True)
+        subprocess.run([*this, "mapped"], check=True)
 
 
 if __name__ == "__main__":

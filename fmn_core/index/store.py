@@ -30,7 +30,7 @@ from fmn_core.index.location import (
     index_dir_for,
 )
 from fmn_core.index.records import ItemRecord, LogRow, StoredItem, Vectors, WindowFeatures
-from fmn_core.index.row_cache import RowCache, RowKey, fingerprint
+from fmn_core.index.row_cache import NONE_YET, RowCache, RowKey, fingerprint, row_digests
 
 SCHEMA_VERSION = 2  # 2: long videos as windows (the windows table, items.windows)
 STATUSES = ("ok", "failed", "stale")  # 'stale': features of another model, waiting to be re-encoded
@@ -445,18 +445,32 @@ class Store:
                     self._db.execute("COMMIT")  # nothing was written: only ends the read
 
     def _mapped(self, modality: str, keys: list[RowKey]) -> tuple[np.ndarray, np.ndarray]:
-        """A big modality's ``(vec, raw)`` as mapped files, rebuilt from the blobs when they do not match."""
+        """A big modality's ``(vec, raw)`` as mapped files: updated when the rows have changed
+        (kept rows copied, the others read), rebuilt from the blobs when the files cannot be used."""
         cache = RowCache(self.folder, modality, json.dumps(self.model_identity(), sort_keys=True))
-        fp = fingerprint(keys)
+        digests = row_digests(keys)
+        fp = fingerprint(digests)
         opened = cache.open(fp, len(keys))
         if not isinstance(opened, str):
             return opened
-        level = logging.INFO if opened == "none was written yet" else logging.WARNING
-        log.log(level, "%s: %s feature files rebuilt from the library index: %s", self.folder, modality, opened)
-        return cache.write(fp, len(keys), self._blobs(modality, keys))
+        stored = cache.stored()
+        if isinstance(stored, str):
+            level = logging.INFO if stored == NONE_YET else logging.WARNING
+            log.log(level, "%s: %s feature files rebuilt from the library index: %s", self.folder, modality, stored)
+
+        def fetch(wanted: Sequence[int]) -> Iterator[tuple[bytes, bytes]]:
+            if len(wanted) == len(keys):
+                return self._blobs(modality, keys)  # one pass over the table beats a lookup a row
+            return self._blobs_at(modality, [keys[i] for i in wanted])
+
+        vec, raw, kept = cache.write(fp, digests, fetch, None if isinstance(stored, str) else stored)
+        if not isinstance(stored, str):
+            log.info("%s: %s feature files updated: %d of %d rows kept, %d read from the library index",
+                     self.folder, modality, kept, len(keys), len(keys) - kept)  # fmt: skip
+        return vec, raw
 
     def _blobs(self, modality: str, keys: Sequence[RowKey]) -> Iterator[tuple[bytes, bytes]]:
-        """``(vec, raw)`` blobs of a modality's rows in ``keys``'s order, read a row at a time."""
+        """``(vec, raw)`` blobs of a modality's rows in ``keys``'s order (all its rows), read a row at a time."""
         cur = self._db.execute(
             "SELECT id, vec, raw FROM items WHERE modality = ? AND status = 'ok' ORDER BY id", (modality,)
         )
@@ -473,6 +487,21 @@ class Store:
                 at += 1
         if at != len(keys):
             raise LibraryIndexError(f"{self.path}: {at} {modality} rows read, {len(keys)} expected")
+
+    def _blobs_at(self, modality: str, keys: Sequence[RowKey]) -> Iterator[tuple[bytes, bytes]]:
+        """``(vec, raw)`` blobs of some of a modality's rows, in ``keys``'s order, each looked up."""
+        for item_id, window, _, _ in keys:
+            if window >= 0:
+                row = self._db.execute(
+                    "SELECT vec, raw FROM windows WHERE item_id = ? AND idx = ?", (item_id, window)
+                ).fetchone()
+            else:
+                row = self._db.execute(
+                    "SELECT vec, raw FROM items WHERE id = ? AND modality = ? AND status = 'ok'", (item_id, modality)
+                ).fetchone()
+            if row is None:
+                raise LibraryIndexError(f"{self.path}: {modality} row {item_id} ({window}) is gone from the index")
+            yield bytes(row[0]), bytes(row[1])
 
     def _load_joined(self) -> tuple[dict[str, StoredItem], dict[str, Vectors]]:
         """:meth:`load` with every modality's blobs joined in memory."""

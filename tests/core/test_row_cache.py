@@ -1,5 +1,6 @@
 """A big library's features mapped from flat files: the same rows as the joined blobs, rebuilt
-from SQLite whenever the files do not match it, kept in step as items come and go."""
+from SQLite when the files cannot be used, kept in step as items come and go by reading only
+the rows that changed."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _long_video(store: Store, item_id: str, seed: int, n: int = 3) -> ItemRecord
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    """An index of 5 clips and a long video of 3 windows (video: 7 rows), and 4 speech items."""
+    """An index of 5 clips and a long video of 3 windows (video: 8 rows), and 4 speech items."""
     (tmp_path / "index").mkdir()
     s = Store(tmp_path / "lib", tmp_path / "index")
     s.set_meta("model", json.dumps({"model": "a"}))
@@ -63,7 +64,7 @@ def _rebuilt(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "rebuilt" in r.getMessage() and r.levelno >= logging.WARNING]
 
 
-@pytest.mark.parametrize("map_above", [0, 5])  # both modalities mapped; only video (7 rows), speech (4) joined
+@pytest.mark.parametrize("map_above", [0, 5])  # both modalities mapped; only video (8 rows), speech (4) joined
 def test_mapped_rows_are_the_joined_rows(store: Store, map_above: int) -> None:
     rows, joined = store.load()
     mapped_rows, mapped = store.load(map_above=map_above)
@@ -119,7 +120,6 @@ def _damaged_description(store: Store) -> None:
 @pytest.mark.parametrize(
     ("change", "why"),
     [
-        (_edit_a_row, "its rows are not"),
         (_delete_the_file, "cannot be read"),
         (_truncate_the_file, "cannot be read"),
         (_another_model, "another model"),
@@ -141,44 +141,81 @@ def test_files_that_do_not_match_the_index_are_rebuilt_with_a_message(
     assert not list(store.folder.glob("*.tmp"))
 
 
-def test_adding_and_removing_items_keeps_the_files_in_step(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which rows are read from SQLite while the files are written (a pass over every row fails)."""
+    read: list[str] = []
+    looked_up = Store._blobs_at
+
+    def counted(self: Store, modality: str, keys: list[row_cache.RowKey]) -> Iterator[tuple[bytes, bytes]]:
+        read.extend(f"{k[0]}@{k[1]}" for k in keys)
+        return looked_up(self, modality, keys)
+
+    def every_row(*_: object) -> Iterator[tuple[bytes, bytes]]:
+        raise AssertionError("every row was read: the files were rebuilt, not updated")
+
+    monkeypatch.setattr(Store, "_blobs_at", counted)
+    monkeypatch.setattr(Store, "_blobs", every_row)
+    return read
+
+
+def test_a_changed_row_is_the_only_one_read_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.load(map_above=0)
+    _edit_a_row(store)
+    read = _count_reads(monkeypatch)
+    with caplog.at_level(logging.INFO):
+        _, mapped = store.load(map_above=0)
+    assert read == ["v1@-1"]
+    assert "video feature files updated: 7 of 8 rows kept, 1 read" in caplog.text
+    assert not _rebuilt(caplog)  # a change of the library is no damage: nothing to warn about
+    monkeypatch.undo()
+    _assert_same(mapped["video"], store.load()[1]["video"])
+
+
+def test_adding_and_removing_items_keeps_the_files_in_step(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     store.load(map_above=0)
     store.write_items([_record("v10", "video", 30), _long_video(store, "v0-long", 31, n=4)])
     store.delete_items(["v3", "v2-long"])
+    read = _count_reads(monkeypatch)
     _, mapped = store.load(map_above=0)
+    assert read == ["v0-long@0", "v0-long@1", "v0-long@2", "v0-long@3", "v10@-1"]  # the new rows only
+    monkeypatch.undo()
     _, joined = store.load()
     for modality in ("video", "speech"):
         _assert_same(mapped[modality], joined[modality])
     assert len(mapped["video"].ids) == 5 - 1 + 1 + 4
-    assert len(list(store.folder.glob("rows-video-*.npy"))) == 2  # this build's vec and raw only
+    assert len(list(store.folder.glob("rows-video-*.npy"))) == 3  # this build's vec, raw and keys only
 
 
 def test_a_rebuild_killed_midway_leaves_the_old_files_usable(
     store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     store.load(map_above=0)
-    _edit_a_row(store)
-    blobs = Store._blobs
+    store.write_items([_record("v0", "video", 98), _record("v4", "video", 99)])  # the first row and the last
+    blobs = Store._blobs_at
 
     def dies_midway(self: Store, modality: str, keys: list[row_cache.RowKey]) -> Iterator[tuple[bytes, bytes]]:
         for n, b in enumerate(blobs(self, modality, keys)):
-            if n == 3:
+            if n == 1:
                 raise KeyboardInterrupt  # stands for a kill: nothing after this point runs
             yield b
 
     monkeypatch.setattr(row_cache, "BATCH", 2)  # some rows are already in the new file
-    monkeypatch.setattr(Store, "_blobs", dies_midway)
+    monkeypatch.setattr(Store, "_blobs_at", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         store.load(map_above=0)
     monkeypatch.undo()
     # A kill -9 would leave its temporary files: they are never read, and the next build removes them.
     (store.folder / "rows-video-0123.vec.npy.tmp").write_bytes(b"half")
     old = json.loads((store.folder / "rows-video.json").read_text())
-    assert (store.folder / old["vec_file"]).is_file() and (store.folder / old["raw_file"]).is_file()
+    assert all((store.folder / old[f"{part}_file"]).is_file() for part in row_cache.PARTS)
     caplog.clear()
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         _, mapped = store.load(map_above=0)
-    assert len(_rebuilt(caplog)) == 1
+    assert "6 of 8 rows kept, 2 read" in caplog.text and not _rebuilt(caplog)  # the old files were whole
     _assert_same(mapped["video"], store.load()[1]["video"])
     assert not list(store.folder.glob("*.tmp"))
 
