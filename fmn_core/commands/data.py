@@ -50,6 +50,7 @@ def _cmd_corpus(args: argparse.Namespace) -> int:
 
 def _corpus_spec(args: argparse.Namespace, classes: tuple[str, ...], render: RenderSettings) -> CorpusSpec:
     from fmn_core.corpus.generate import CorpusSpec
+    from fmn_core.corpus.speech import SpeakerRanges
     from fmn_core.splits import SplitSpec
 
     return CorpusSpec(
@@ -60,6 +61,7 @@ def _corpus_spec(args: argparse.Namespace, classes: tuple[str, ...], render: Ren
         seed=args.seed,
         render=render,
         recipes=args.recipes,
+        train_speaker=SpeakerRanges(args.train_pitch_semitones, args.train_warp),
         split=SplitSpec(
             test=args.test_fraction, val=args.val_fraction, seed=args.seed, holdout_voices=args.holdout_voices
         ),
@@ -139,6 +141,14 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _range(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI such as 0.85,1.15, got {text!r}") from None
+    return lo, hi
+
+
 def _add_split_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--test-fraction", type=float, default=0.3, help="share of each class for testing (paper: 0.3)")
     p.add_argument("--val-fraction", type=float, default=0.1, help="share of each class for validation")
@@ -185,6 +195,16 @@ def _add_corpus_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         default=True,
         help="test (and val) speech only from voices never used for training (default: on)",
     )
+    p.add_argument(
+        "--train-pitch-semitones", type=float, default=3.0, metavar="X",
+        help="training speech's pitch is shifted by up to X semitones either way (default 3; validation and "
+        "test speech always 3)",
+    )  # fmt: skip
+    p.add_argument(
+        "--train-warp", type=_range, default=(0.85, 1.15), metavar="LO,HI",
+        help="training speech's vocal-tract-length factor is drawn in LO..HI (default 0.85,1.15; validation "
+        "and test speech always that)",
+    )  # fmt: skip
     _add_split_args(p)
     p.set_defaults(func=_cmd_corpus)
 

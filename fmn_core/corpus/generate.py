@@ -26,6 +26,7 @@ import numpy as np
 
 from fmn_core.corpus import speech, voice_catalogue
 from fmn_core.corpus.recipes import RecipeSettings, plan_recipe, write_recipe
+from fmn_core.corpus.speech import SpeakerRanges
 from fmn_core.corpus.video import RenderSettings, write_clip
 from fmn_core.corpus.vocabulary import (
     ACTIONS,
@@ -66,6 +67,9 @@ class CorpusSpec:
     unseen_templates: float = 0.25  # share of each action's phrasing templates (per language) kept out of training
     recipes: int = 0  # long recipe videos (corpus/recipes.py), each step a segment row; drawn at the render size
     recipe: RecipeSettings = field(default_factory=RecipeSettings)  # steps and idle stretches of a recipe
+    # How far training speech's voices are moved (pitch, vocal tract); validation and test speech
+    # keep the default ranges, so that held-out families sound as their engines speak.
+    train_speaker: SpeakerRanges = field(default_factory=SpeakerRanges)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,7 @@ class SpeechJob:
     path: str  # relative to the corpus folder
     split: str  # decided when planning: the voice's family and the phrasing's template depend on it
     template: str  # the phrasing's template key, e.g. "cut/en/07"
+    ranges: SpeakerRanges = SpeakerRanges()  # how far the voice is moved (the spec's train_speaker for training)
 
 
 @dataclass(frozen=True)
@@ -224,6 +229,7 @@ def plan_speech(spec: CorpusSpec, voices_by_lang: dict[str, list[Voice]]) -> lis
                         path=f"speech/{lang}/{c}/{c}_{lang}_{i:03d}.wav",
                         split=split,
                         template=phrasing.template,
+                        ranges=spec.train_speaker if split == "train" else SpeakerRanges(),
                     )
                 )
     return jobs
@@ -270,7 +276,7 @@ def _make_recipe(job: RecipeJob, out: str, settings: RecipeSettings) -> list[Man
 def _make_speech(job: SpeechJob, out: str) -> ManifestRow:
     from fmn_core.media.audio_io import write_wav
 
-    wave, _ = speech.render_utterance(job.text, job.voice, job.seed)
+    wave, _ = speech.render_utterance(job.text, job.voice, job.seed, job.ranges)
     write_wav(Path(out) / job.path, wave)
     return ManifestRow(
         id=job.id,

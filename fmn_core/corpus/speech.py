@@ -10,18 +10,41 @@ mono, and a rendering is a pure function of (text, voice, seed): the engines are
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from fmn_core.corpus.kitchen_acoustics import augment
 from fmn_core.corpus.synthesis import synthesize
-from fmn_core.corpus.voice_augment import speaker_augment
+from fmn_core.corpus.voice_augment import VoiceAugmentConfig, speaker_augment
 from fmn_core.corpus.voice_catalogue import Voice
 
 RATE_RANGE = (0.8, 1.25)  # speaking-rate factor drawn per utterance (1 = the engine's default)
-PITCH_SEMITONES = (-3.0, 3.0)  # pitch shift drawn per utterance, in semitones
 
 
-def render_utterance(text: str, voice: Voice, seed: int) -> tuple[np.ndarray, dict[str, float | str | int]]:
+@dataclass(frozen=True)
+class SpeakerRanges:
+    """How far an utterance's voice is moved from the engine's: pitch and vocal-tract length.
+
+    Each is one uniform draw whatever its range, so the draws before the kitchen's (rate,
+    colouring) are the same for one seed at any ranges.
+    """
+
+    pitch_semitones: float = 3.0  # pitch shift drawn in [-x, x] semitones
+    warp: tuple[float, float] = (0.85, 1.15)  # vocal-tract-length factor: formants move by it
+
+    def __post_init__(self) -> None:
+        lo, hi = self.warp
+        if not (0 <= self.pitch_semitones <= 12 and 0.5 <= lo <= hi <= 2.0):
+            raise ValueError(
+                f"speaker ranges: pitch shift 0-12 semitones and a warp within 0.5-2.0 (low <= high), "
+                f"got {self.pitch_semitones} and {self.warp}"
+            )
+
+
+def render_utterance(
+    text: str, voice: Voice, seed: int, ranges: SpeakerRanges = SpeakerRanges()
+) -> tuple[np.ndarray, dict[str, float | str | int]]:
     """Speak a text as one corpus utterance: seeded rate, pitch, vocal tract, colouring and kitchen.
 
     The voice speaks at a drawn rate and pitch, ``voice_augment`` gives it a vocal tract and a
@@ -33,6 +56,7 @@ def render_utterance(text: str, voice: Voice, seed: int) -> tuple[np.ndarray, di
         text: what to say, in the voice's language.
         voice: a catalogue voice.
         seed: seeds every random choice (rate, pitch, augmentation).
+        ranges: how far pitch and vocal tract are drawn from the voice's own.
 
     Returns:
         float32 wave at ``SAMPLE_RATE`` and its parameters (voice, seed, rate, pitch, vtlp, eq*,
@@ -43,9 +67,9 @@ def render_utterance(text: str, voice: Voice, seed: int) -> tuple[np.ndarray, di
     """
     rng = np.random.default_rng(seed)
     rate = round(float(rng.uniform(*RATE_RANGE)), 3)
-    pitch = round(float(2 ** (rng.uniform(*PITCH_SEMITONES) / 12)), 3)
+    pitch = round(float(2 ** (rng.uniform(-ranges.pitch_semitones, ranges.pitch_semitones) / 12)), 3)
     engine_seed = int(rng.integers(2**31))
     clean = synthesize(text, voice, rate, pitch, engine_seed)
-    clean, speaker_params = speaker_augment(clean, rng)
+    clean, speaker_params = speaker_augment(clean, rng, VoiceAugmentConfig(warp_range=ranges.warp))
     wave, params = augment(clean, rng)
     return wave, {"voice": voice.id, "seed": seed, "rate": rate, "pitch": pitch, **speaker_params, **params}

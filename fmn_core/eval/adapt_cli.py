@@ -41,6 +41,11 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         f"{report.seeds} seed(s); k=0: the same utterances with the shipped banks; n: utterances scored"
     )
     print(report.table())
+    print(
+        "\nwhat another readout could reach at most: R@1 of the nearest confirmed utterance alone (common space), "
+        "of either it or the ranking, and the ranking's misses with their class among its best 3"
+    )
+    print(report.ceiling_table())
     if args.json:
         report.write_json(args.json)
         print(f"wrote {args.json}")

@@ -20,6 +20,13 @@ Each rule of storing confirmations (``FMNConfig.memory_confirm``) is measured on
 without and with the voice's offset learned from the confirmations (``PairedMemory.learn_voice``,
 as ``Retriever.confirm`` does for a user's own speech: the remaining utterances are then read with
 the offset taken away). A run's name is its rule, with ``+voice`` when the voice was learned.
+
+Beside the figures, each run says what one more kind of readout could add at most: R@1 of the
+nearest confirmed utterance alone (1-NN over the voice's confirmed utterances in the common space,
+the exemplar readouts DESIGN §2.6 tried), R@1 where *either* the ranking or that neighbour is
+right (a ceiling for any rule that chooses between the two per query), and how many of the
+ranking's misses have their class among its best 3 classes (a class ranked by its best video: what
+a re-ranking of the top could reach).
 """
 
 from __future__ import annotations
@@ -71,15 +78,20 @@ class AdaptCell:
     n_queries: list[int] = field(default_factory=list)  # remaining utterances scored
     n_confirmed: list[int] = field(default_factory=list)  # confirmations made
     n_changes: list[int] = field(default_factory=list)  # bank changes they made (appends, averages, replaces)
+    r1_exemplar: list[float] = field(default_factory=list)  # the nearest confirmed utterance is of the query's class
+    r1_either: list[float] = field(default_factory=list)  # the ranking's first or that neighbour is right
+    misses_top3: list[float] = field(default_factory=list)  # of the ranking's misses: class among its best 3
 
     @staticmethod
     def _stat(values: Sequence[float]) -> tuple[float, float]:
-        return float(np.mean(values)), float(np.std(values))
+        """Mean and sd over the seeds where it is defined (a seed whose ranking missed nothing has no misses)."""
+        defined = [v for v in values if not np.isnan(v)]
+        return (float(np.mean(defined)), float(np.std(defined))) if defined else (float("nan"), float("nan"))
 
     def summary(self) -> dict[str, Any]:
         """Means and spreads (standard deviation over seeds) of each figure."""
         out: dict[str, Any] = {"family": self.family, "k": self.k, "rule": self.rule, "seeds": len(self.r1)}
-        for name in ("r1", "map", "r1_before", "map_before"):
+        for name in ("r1", "map", "r1_before", "map_before", "r1_exemplar", "r1_either", "misses_top3"):
             out[name], out[name + "_sd"] = self._stat(getattr(self, name))
         out["n_queries"] = float(np.mean(self.n_queries))
         out["n_confirmed"] = float(np.mean(self.n_confirmed))
@@ -117,12 +129,18 @@ class AdaptationReport:
                 row += [_pm(base["r1_before"], base["r1_before_sd"]), *(_pm(c["r1"], c["r1_sd"]) for c in cells)]
                 row += [_pm(base["map_before"], base["map_before_sd"]), *(_pm(c["map"], c["map_sd"]) for c in cells)]
                 lines.append(row)
-        widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
-        fmt = [
-            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-            for r in lines
-        ]
-        return "\n".join([fmt[0], "-" * len(fmt[0]), *fmt[1:]])
+        return _columns(lines)
+
+    def ceiling_table(self) -> str:
+        """family × k × rule: R@1 after, of the nearest confirmed utterance, of either, the misses' best 3."""
+        lines = [["voice family", "k", "rule", "R@1 after", "R@1 nearest confirmed", "R@1 either", "misses in best 3"]]
+        for fam in self.families:
+            for k in self.ks:
+                for rule in self.rules:
+                    c = self.cell(fam, k, rule).summary()
+                    lines.append([fam, str(k), rule, *(_pm(c[n], c[n + "_sd"]) for n in
+                                                       ("r1", "r1_exemplar", "r1_either", "misses_top3"))])  # fmt: skip
+        return _columns(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +158,16 @@ class AdaptationReport:
 
 def _pm(mean: float, sd: float) -> str:
     return f"{100 * mean:5.1f}±{100 * sd:4.1f}"
+
+
+def _columns(lines: list[list[str]]) -> str:
+    """Rows of cells as aligned text: the first column left, the others right, a rule under the head."""
+    widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
+    fmt = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in lines
+    ]
+    return "\n".join([fmt[0], "-" * len(fmt[0]), *fmt[1:]])
 
 
 def pick_confirmations(labels: Sequence[str], k: int, seed: int, family: str) -> list[int]:
@@ -257,6 +285,8 @@ def _run(
             changes += len(net.confirm_match(v_raw[j][None], a_raw[i][None], voice=True))
         rest_raw = net.memory.adjust_voice(a_raw[rest])  # as the retriever reads the user's later queries
         after = pair_scores(net, v_raw, rest_raw) if len(rest) else np.zeros((len(v_raw), 0))
+        nearest = _nearest_confirmed(net, net.memory.adjust_voice(a_raw[picked]), rest_raw)
+    _ceilings(after, v_labels, a_labels[rest], a_labels[picked][nearest] if nearest is not None else None, cell)
     for scores, r1, mean_ap in ((after, cell.r1, cell.map), (base_scores[:, rest], cell.r1_before, cell.map_before)):
         if len(rest):
             m = retrieval_metrics(scores.T, a_labels[rest], v_labels, ks=(1,))
@@ -268,6 +298,42 @@ def _run(
     cell.n_queries.append(len(rest))
     cell.n_confirmed.append(len(picked))
     cell.n_changes.append(changes)
+
+
+@torch.no_grad()
+def _nearest_confirmed(net: FeatureMemoryNetwork, confirmed: torch.Tensor, queries: torch.Tensor) -> np.ndarray | None:
+    """For each query, the position (into ``confirmed``) of the confirmed utterance nearest it in the
+    common space; None when nothing was confirmed or nothing is left to query."""
+    if not len(confirmed) or not len(queries):
+        return None
+    net.eval()
+    device = next(net.parameters()).device
+    sims = net.project_speech(queries.to(device)) @ net.project_speech(confirmed.to(device)).T
+    return sims.argmax(dim=1).cpu().numpy()
+
+
+def _ceilings(
+    after: np.ndarray, v_labels: np.ndarray, labels: np.ndarray, neighbour: np.ndarray | None, cell: AdaptCell
+) -> None:
+    """Append what other readouts could reach to ``cell`` (the module docstring; NaN where undefined)."""
+    if not len(labels):
+        cell.r1_exemplar.append(float("nan"))
+        cell.r1_either.append(float("nan"))
+        cell.misses_top3.append(float("nan"))
+        return
+    hit = v_labels[np.argmax(after, axis=0)] == labels
+    classes = np.unique(v_labels)
+    best = np.stack([after[v_labels == c].max(axis=0) for c in classes])  # (C, n): each class's best video
+    own = best[np.searchsorted(classes, labels), np.arange(len(labels))]
+    rank = (best > own[None]).sum(axis=0)  # classes ranked above the query's own
+    cell.misses_top3.append(float((rank[~hit] < 3).mean()) if (~hit).any() else float("nan"))
+    if neighbour is None:
+        cell.r1_exemplar.append(float("nan"))
+        cell.r1_either.append(float(hit.mean()))
+        return
+    right = neighbour == labels
+    cell.r1_exemplar.append(float(right.mean()))
+    cell.r1_either.append(float((hit | right).mean()))
 
 
 def measure_adaptation(

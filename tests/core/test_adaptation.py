@@ -178,3 +178,18 @@ def test_report_table_has_a_row_per_family_and_k() -> None:
     lines = report.table().splitlines()
     assert len(lines) == 2 + 2 and "R@1 new_voice" in lines[0] and "newvoice (unseen)" in lines[2]
     assert report.to_dict()["cells"][0]["summary"]["seeds"] == 2
+
+
+def test_ceilings_say_what_the_confirmed_utterances_alone_would_name() -> None:
+    """The default voice says each class alike, so after one confirmation per class the nearest
+    confirmed utterance names every other one, though the paper rule's ranking still misreads it."""
+    net, data = _case()
+    (paper,) = adapt_features(net, **data, ks=(1,), seeds=2, rules=("paper",))
+    assert paper.r1_exemplar == [1.0, 1.0] and paper.r1_either == [1.0, 1.0]
+    assert np.mean(paper.r1) < 1.0  # the ranking misses some: those are what the neighbour could add
+    assert paper.misses_top3 == [1.0, 1.0]  # only 3 classes: every miss has its class among the best 3
+    (plain,) = adapt_features(net, **data, ks=(0,), seeds=1, rules=("paper",))
+    assert np.isnan(plain.r1_exemplar[0]) and plain.r1_either == plain.r1  # nothing confirmed, no neighbour
+    report = AdaptationReport("test", ["paper"], [1], 2, {"newvoice": {"seen": False}}, [paper])
+    lines = report.ceiling_table().splitlines()
+    assert len(lines) == 3 and "R@1 nearest confirmed" in lines[0] and "100.0" in lines[2]

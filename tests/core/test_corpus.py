@@ -15,6 +15,7 @@ import soundfile as sf
 from fmn_core.cli import main
 from fmn_core.corpus import generate, synthesis, vocabulary, voice_catalogue
 from fmn_core.corpus.generate import CorpusError, CorpusSpec, generate_corpus
+from fmn_core.corpus.speech import SpeakerRanges
 from fmn_core.corpus.vocabulary import VocabularyError
 from fmn_core.manifest import read_manifest
 from tests.conftest import TINY
@@ -184,6 +185,14 @@ def test_held_out_utterances_mix_seen_and_unseen_templates() -> None:
             held = [j for j in jobs if j.lang == lang and j.split == split]
             share = sum(j.template not in train for j in held) / len(held)
             assert 0.35 <= share <= 0.65, (lang, split, share)
+
+
+def test_only_training_speech_gets_the_wider_speaker_ranges() -> None:
+    wide = SpeakerRanges(7.0, (0.8, 1.2))
+    spec = CorpusSpec(classes=("cut_onion",), utterances_per_class=20, train_speaker=wide)
+    jobs = generate.plan_speech(spec, generate.available_voices(spec.langs))
+    assert {j.split for j in jobs} == {"train", "val", "test"}
+    assert all(j.ranges == (wide if j.split == "train" else SpeakerRanges()) for j in jobs)
 
 
 def test_every_action_has_many_phrasings_with_stable_keys() -> None:

@@ -135,6 +135,20 @@ def test_render_utterance_is_deterministic_and_seeded() -> None:
     assert params["voice"] == voice.id and speech.RATE_RANGE[0] <= params["rate"] <= speech.RATE_RANGE[1]
 
 
+def test_wider_speaker_ranges_move_pitch_and_vocal_tract_further() -> None:
+    """Same seed, wider ranges: the rate and colouring drawn before are the same, pitch and vocal
+    tract are drawn in the wider ranges."""
+    voice = _first_voice("espeak")
+    _, plain = speech.render_utterance("stir in the bowl", voice, seed=5)
+    _, wide = speech.render_utterance("stir in the bowl", voice, seed=5, ranges=speech.SpeakerRanges(7.0, (0.8, 1.2)))
+    same = [k for k in plain if k == "rate" or k.startswith("eq")]
+    assert same and all(plain[k] == wide[k] for k in same)
+    assert plain["pitch"] != wide["pitch"] and plain["vtlp"] != wide["vtlp"]
+    assert 2 ** (-7 / 12) <= float(wide["pitch"]) <= 2 ** (7 / 12) and 0.8 <= float(wide["vtlp"]) <= 1.2
+    with pytest.raises(ValueError, match="speaker ranges"):
+        speech.SpeakerRanges(3.0, (1.2, 0.9))
+
+
 # --- audio files ------------------------------------------------------------------------------
 
 
