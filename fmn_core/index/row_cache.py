@@ -20,9 +20,9 @@ When the rows have changed (items indexed, re-indexed or removed), the files are
 written anew in the library's order, each row whose digest the old files hold copied from them
 and only the others read from SQLite, so the SQLite reads are proportional to the change (copying
 the kept rows is a sequential pass over the old files: at 1M rows with 1 % changed, 8.5 s above a
-plain open against 14.5 s for a rebuild, ``docs/benchmarks.md``). Files that are missing, cannot be read whole (truncated), or were
-made for another model, version or width are rebuilt from SQLite alone, streaming the blobs a
-batch at a time, with a warning.
+plain open against 14.5 s for a rebuild, ``docs/benchmarks.md``). Files that are missing,
+cannot be read whole (truncated), or were made for another model, version or width are rebuilt
+from SQLite alone, streaming the blobs a batch at a time, with a warning.
 
 A rebuild writes new files under fresh names (``rows-<modality>-<random>.vec.npy``), renames
 each into place from a temporary name, then writes the sidecar the same way: a kill -9 at any
