@@ -15,6 +15,7 @@ helper here then does nothing, so that training is exactly what it was before.
 from __future__ import annotations
 
 import datetime
+import inspect
 import logging
 import os
 from collections.abc import Iterator
@@ -83,9 +84,12 @@ class Dist:
         # stay on the CPU. Buffers (rank 0's at the start) are synced before each forward only where
         # they are running statistics (batch norm): the memory banks do not change while training.
         has_running_stats = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
-        return nn.parallel.DistributedDataParallel(
-            module, find_unused_parameters=find_unused_parameters, forward_sync_buffers=has_running_stats
-        )
+        ddp = nn.parallel.DistributedDataParallel
+        if "forward_sync_buffers" not in inspect.signature(ddp.__init__).parameters:
+            # torch before 2.13 (a GPU image's own build, say): there, broadcast_buffers=False would
+            # also skip the sync at the start, so buffers are synced before every forward instead.
+            return ddp(module, find_unused_parameters=find_unused_parameters)
+        return ddp(module, find_unused_parameters=find_unused_parameters, forward_sync_buffers=has_running_stats)
 
     def gather(self, x: torch.Tensor, n: int) -> torch.Tensor:
         """Every rank's share ``(n_r, ...)`` of a batch of ``n`` rows, in order, with the gradient flowing back.

@@ -14,6 +14,7 @@ import torch
 import torch.multiprocessing as mp
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from fmn_core.features.audio import SpeechFrontEndConfig
 from fmn_core.models.fmn import FMNConfig, create_fmn
@@ -161,3 +162,17 @@ def test_fmn_train_under_torchrun_writes_one_model_from_rank_0_and_resumes(tiny_
     assert record["reused"] == ["stage1_video", "stage2_fmn"]
     assert [e["epoch"] for e in record["fmn_history"]] == [1, 2, 2]  # epoch 2 again, and the average
     assert (out / "model.safetensors").is_file()
+
+
+def test_wrapping_works_with_a_torch_before_forward_sync_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GPU images carry their own torch build; DDP of torch < 2.13 has no forward_sync_buffers.
+    made: list[dict[str, object]] = []
+
+    def old_ddp(module: nn.Module, find_unused_parameters: bool = False, broadcast_buffers: bool = True) -> nn.Module:
+        made.append({"find_unused_parameters": find_unused_parameters, "broadcast_buffers": broadcast_buffers})
+        return module
+
+    monkeypatch.setattr(nn.parallel, "DistributedDataParallel", old_ddp)
+    model = nn.Linear(2, 2)
+    assert Dist(world=2, active=True).wrap(model, find_unused_parameters=True) is model
+    assert made == [{"find_unused_parameters": True, "broadcast_buffers": True}]  # buffers synced, as at the start
