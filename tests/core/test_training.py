@@ -16,6 +16,7 @@ from fmn_core.commands.model import _held_out_summary
 from fmn_core.corpus.generate import CorpusSpec, generate_corpus
 from fmn_core.corpus.video import RenderSettings
 from fmn_core.errors import FmnError
+from fmn_core.eval.device_check import main as device_check_main
 from fmn_core.eval.evaluate import evaluate
 from fmn_core.eval.metrics import random_metrics
 from fmn_core.features.audio import SpeechFrontEndConfig
@@ -370,3 +371,10 @@ def test_borrowing_an_i3d_of_other_classes_is_refused(trained: Path, small_corpu
             jobs=2,
             video_encoder_from=tmp_path / "other",
         )
+
+
+def test_the_device_check_says_it_needs_a_gpu() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(FmnError, match="CUDA"):
+        device_check_main([])
