@@ -31,7 +31,7 @@ class SpeakerRanges:
     """
 
     pitch_semitones: float = 3.0  # pitch shift drawn in [-x, x] semitones
-    warp: tuple[float, float] = (0.85, 1.15)  # vocal-tract-length factor: formants move by it
+    warp: tuple[float, float] = VoiceAugmentConfig.warp_range  # vocal-tract-length factor: formants move by it
 
     def __post_init__(self) -> None:
         lo, hi = self.warp
